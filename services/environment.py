@@ -1,0 +1,137 @@
+"""The embedded local environment: moto's control planes plus batchbridge's data planes,
+behind one gateway on one port, in this process.
+
+    with LocalEnvironment(port=0, executor="simulate") as env:
+        boto3.client("sqs", endpoint_url=env.endpoint, ...)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from services.gateway import Gateway, Service
+
+log = logging.getLogger("batchbridge.environment")
+
+DEFAULT_PORT = 4566
+DEFAULT_REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+EXECUTORS = ("process", "simulate", "docker")
+
+
+def _configure_moto() -> Any:
+    """moto in-process, with its own Lambda and Batch execution switched off.
+
+    moto would run Lambdas and Batch jobs in Docker (none here) or, without Docker, echo
+    Lambda payloads and mark jobs SUCCEEDED at once; batchbridge's services do both instead.
+    """
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    from moto.core import config as moto_config
+
+    moto_config.default_user_config["batch"] = {"use_docker": False}
+    moto_config.default_user_config["lambda"] = {"use_docker": False}
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
+
+
+class LocalEnvironment:
+    """Start, serve and stop the whole local AWS environment."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        executor: str = "process",
+        region: str = DEFAULT_REGION,
+        upstream: str | None = None,
+    ) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+        self.host = host
+        self.port = port
+        self.executor = executor
+        self.region = region
+        #: Proxy mode (docker compose): SQS, Lambda, S3, IAM, Logs and CloudFormation are
+        #: served by LocalStack at this URL; batchbridge serves Batch and SageMaker.
+        self.upstream = upstream
+        self.account_id = ACCOUNT_ID
+        self.gateway: Gateway | None = None
+        self.services: dict[str, Service] = {}
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.ready_seconds: float | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for this environment (any credentials do)."""
+        kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"}))
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            **kwargs,
+        )
+
+    def start(self) -> str:
+        started = time.perf_counter()
+        moto_app = _configure_moto()
+        # Imported here: each data plane pulls in moto's backends.
+        from services import batch, lambda_runtime, sagemaker
+
+        # The server binds first so that services know the real port (port=0 picks one).
+        self._server = make_server(self.host, self.port, app=self._app, threaded=True)
+        self.port = self._server.server_port
+        self.services = {
+            "lambda": lambda_runtime.create(self),
+            "batch": batch.create(self),
+            "sagemaker": sagemaker.create(self),
+        }
+        self.gateway = Gateway(moto_app, list(self.services.values()))
+        for service in self.services.values():
+            service.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="batchbridge-gateway", daemon=True
+        )
+        self._thread.start()
+        self.ready_seconds = time.perf_counter() - started
+        log.info("batchbridge local environment ready at %s", self.endpoint)
+        return self.endpoint
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.gateway is not None
+        return self.gateway(environ, start_response)
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            try:
+                service.stop()
+            except Exception:
+                log.exception("stopping %s", service.name)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> LocalEnvironment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
