@@ -74,6 +74,20 @@ class LocalEnvironment:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def data_planes(self) -> list[str]:
+        """The modules under services/ that serve data planes in this mode.
+
+        ``BATCHBRIDGE_DATA_PLANES`` (comma separated) narrows the list, for working on one.
+        In proxy mode LocalStack runs Lambdas, so batchbridge's Lambda runtime is not loaded.
+        """
+        planes = ["lambda_runtime", "batch", "sagemaker"]
+        if self.upstream:
+            planes.remove("lambda_runtime")
+        only = os.environ.get("BATCHBRIDGE_DATA_PLANES")
+        if only:
+            planes = [p for p in planes if p in only.split(",")]
+        return planes
+
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for this environment (any credentials do)."""
         kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"}))
@@ -89,17 +103,15 @@ class LocalEnvironment:
     def start(self) -> str:
         started = time.perf_counter()
         moto_app = _configure_moto()
-        # Imported here: each data plane pulls in moto's backends.
-        from services import batch, lambda_runtime, sagemaker
+        import importlib
 
         # The server binds first so that services know the real port (port=0 picks one).
         self._server = make_server(self.host, self.port, app=self._app, threaded=True)
         self.port = self._server.server_port
-        self.services = {
-            "lambda": lambda_runtime.create(self),
-            "batch": batch.create(self),
-            "sagemaker": sagemaker.create(self),
-        }
+        # Imported here: each data plane pulls in moto's backends.
+        for module_name in self.data_planes():
+            service = importlib.import_module(f"services.{module_name}").create(self)
+            self.services[service.name] = service
         self.gateway = Gateway(moto_app, list(self.services.values()))
         for service in self.services.values():
             service.start()
