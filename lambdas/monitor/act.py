@@ -1,0 +1,159 @@
+"""Act: the monitor's side effects on SQS, SageMaker and Batch, each retried when transient."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import ClientError
+
+from lambdas.contracts import CallbackMessage
+from lambdas.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sqs import SQSClient
+
+#: How SageMaker refuses a callback whose step is already finished or whose token it does not
+#: know. The API reference lists ResourceNotFound and ConflictException; a finished step has
+#: been seen answering ValidationException. None of them can succeed on a retry.
+CALLBACK_REFUSED_CODES: Final[frozenset[str]] = frozenset(
+    {"ValidationException", "ResourceNotFound", "ConflictException"}
+)
+
+
+class CallbackRefused(Exception):
+    """SageMaker will never accept this callback: the message is finished with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def client_request_token(callback_token: str) -> str:
+    """Idempotency token derived from the callback token: one resolution per step, however
+    many times SQS delivers the message (SageMaker wants 32-128 characters)."""
+    return hashlib.sha256(f"batchbridge/{callback_token}".encode()).hexdigest()
+
+
+def _refusal(exc: ClientError) -> CallbackRefused | None:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    if code in CALLBACK_REFUSED_CODES:
+        return CallbackRefused(code, error.get("Message", ""))
+    return None
+
+
+def send_success(
+    sagemaker: SageMakerClient,
+    message: CallbackMessage,
+    outputs: Mapping[str, str],
+    retry: RetryPolicy,
+) -> None:
+    try:
+        retry.call(
+            sagemaker.send_pipeline_execution_step_success,
+            CallbackToken=message.token,
+            OutputParameters=[{"Name": k, "Value": v} for k, v in outputs.items()],
+            ClientRequestToken=client_request_token(message.token),
+        )
+    except ClientError as exc:
+        refused = _refusal(exc)
+        if refused is None:
+            raise
+        raise refused from exc
+
+
+def send_failure(
+    sagemaker: SageMakerClient, message: CallbackMessage, reason: str, retry: RetryPolicy
+) -> None:
+    try:
+        retry.call(
+            sagemaker.send_pipeline_execution_step_failure,
+            CallbackToken=message.token,
+            FailureReason=reason,
+            ClientRequestToken=client_request_token(message.token),
+        )
+    except ClientError as exc:
+        refused = _refusal(exc)
+        if refused is None:
+            raise
+        raise refused from exc
+
+
+def terminate_jobs(
+    batch: BatchClient, job_ids: tuple[str, ...], reason: str, retry: RetryPolicy
+) -> None:
+    """TerminateJob each id; terminating an array parent terminates its children too."""
+    for job_id in job_ids:
+        retry.call(batch.terminate_job, jobId=job_id, reason=reason)
+
+
+def change_visibility(
+    sqs: SQSClient, queue_url: str, receipt_handle: str, seconds: int, retry: RetryPolicy
+) -> None:
+    retry.call(
+        sqs.change_message_visibility,
+        QueueUrl=queue_url,
+        ReceiptHandle=receipt_handle,
+        VisibilityTimeout=seconds,
+    )
+
+
+def send_to_dlq(sqs: SQSClient, dlq_url: str, body: str, why: str, retry: RetryPolicy) -> None:
+    retry.call(
+        sqs.send_message,
+        QueueUrl=dlq_url,
+        MessageBody=body or "(empty body)",
+        MessageAttributes={
+            "batchbridge-poison-reason": {"DataType": "String", "StringValue": why[:1024]}
+        },
+    )
+
+
+# --- queue discovery (cached per container: queue URLs and redrive policies do not move) ----
+
+_queue_urls: dict[tuple[str, str], str] = {}
+_dlq_urls: dict[tuple[str, str], str | None] = {}
+
+
+def queue_url(sqs: SQSClient, queue_arn: str, retry: RetryPolicy) -> str:
+    """The URL of the queue ``arn:aws:sqs:REGION:ACCOUNT:NAME`` on this client's endpoint."""
+    key = (sqs.meta.endpoint_url, queue_arn)
+    if key not in _queue_urls:
+        parts = queue_arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
+        response = retry.call(
+            sqs.get_queue_url, QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
+        )
+        _queue_urls[key] = response["QueueUrl"]
+    return _queue_urls[key]
+
+
+def dead_letter_queue_arn(sqs: SQSClient, source_url: str, retry: RetryPolicy) -> str | None:
+    """The DLQ ARN from the source queue's RedrivePolicy, or None when it has none."""
+    response = retry.call(
+        sqs.get_queue_attributes, QueueUrl=source_url, AttributeNames=["RedrivePolicy"]
+    )
+    policy = response.get("Attributes", {}).get("RedrivePolicy")
+    if not policy:
+        return None
+    target = json.loads(policy).get("deadLetterTargetArn")
+    return str(target) if target else None
+
+
+def dead_letter_queue_url(
+    sqs: SQSClient, source_arn: str, configured: str | None, retry: RetryPolicy
+) -> str | None:
+    """BATCHBRIDGE_DLQ_URL if set, else discovered from the source queue's RedrivePolicy."""
+    if configured:
+        return configured
+    key = (sqs.meta.endpoint_url, source_arn)
+    if key not in _dlq_urls:
+        target = dead_letter_queue_arn(sqs, queue_url(sqs, source_arn, retry), retry)
+        _dlq_urls[key] = queue_url(sqs, target, retry) if target else None
+    return _dlq_urls[key]

@@ -1,0 +1,210 @@
+"""The monitor Lambda: SQS-triggered, one callback message per record.
+
+Each record goes parse → observe → decide → act on its own; a record that must wait or that
+hit an error is reported in ``batchItemFailures`` and the others are unaffected. The function
+never raises for the batch. In reaper mode (subscribed to the DLQ) a message that ran out of
+receives fails its step, so no pipeline waits forever.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdas.aws import Clients, default_clients
+from lambdas.contracts import (
+    BatchItemFailure,
+    CallbackMessage,
+    MessageParseError,
+    PartialBatchResponse,
+    SQSEvent,
+    SQSRecord,
+    parse_callback_message,
+)
+from lambdas.logs import get_logger
+from lambdas.monitor import act
+from lambdas.monitor.decide import Decision, DecisionKind, Uniform, decide
+from lambdas.monitor.observe import observe
+from lambdas.retry import DEFAULT_RETRY, RetryPolicy
+from lambdas.settings import MODE_REAPER, Settings
+
+log = get_logger("batchbridge.monitor")
+
+#: Outcomes of one record, as logged and returned in ``decisions``.
+DONE = "done"  # the message is finished with (deleted by the event source mapping)
+REQUEUED = "requeued"  # reported as a batch item failure; it comes back later
+REFUSED = "refused"  # SageMaker refused the callback: finished with, not retried
+
+
+@dataclass
+class Runtime:
+    """What a record needs besides itself; tests replace any part of it."""
+
+    clients: Clients
+    settings: Settings
+    clock: Callable[[], float] = time.time
+    uniform: Uniform = random.uniform
+    retry: RetryPolicy = DEFAULT_RETRY
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def handler(
+    event: SQSEvent, context: object, runtime: Runtime | None = None
+) -> PartialBatchResponse:
+    """Lambda entry point. ``runtime`` is for tests; Lambda passes only (event, context)."""
+    rt = runtime or Runtime(clients=default_clients(), settings=Settings.from_env())
+    failures: list[BatchItemFailure] = []
+    for record in event.get("Records", []):
+        if handle_record(record, rt) == REQUEUED:
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures, "decisions": rt.decisions}
+
+
+def handle_record(record: SQSRecord, rt: Runtime) -> str:
+    """Process one record; never raises. Returns DONE, REQUEUED or REFUSED."""
+    base: dict[str, Any] = {
+        "message_id": record.get("messageId", ""),
+        "attempt": _attempt(record),
+        "mode": MODE_REAPER if _is_reaper(record, rt.settings) else "monitor",
+    }
+    try:
+        message = parse_callback_message(record.get("body", ""))
+    except MessageParseError as exc:
+        return _poison(record, str(exc), base, rt)
+    base["token"] = message.token[:4] + "…"
+    base["execution_arn"] = message.pipeline_execution_arn
+    try:
+        if base["mode"] == MODE_REAPER:
+            return _reap(message, record, base, rt)
+        return _monitor(message, record, base, rt)
+    except act.CallbackRefused as exc:
+        # The step already finished (a duplicate delivery, a stop) or the token is unknown.
+        return _record(base, REFUSED, rt=rt, refusal=str(exc))
+    except Exception as exc:
+        # One record's failure must not fail the batch: this one alone comes back later.
+        error = f"{type(exc).__name__}: {exc}"
+        log.exception("decision", extra={**base, "outcome": REQUEUED, "error": error})
+        return _record(base, REQUEUED, rt=rt, log_it=False, error=error)
+
+
+def _monitor(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], rt: Runtime) -> str:
+    now = rt.clock()
+    jobs = observe(rt.clients.batch, message.job_ids, rt.retry)
+    decision = decide(
+        message,
+        jobs,
+        now,
+        rt.settings,
+        sent_at=_sent_at(record, now),
+        attempt=base["attempt"],
+        uniform=rt.uniform,
+    )
+    base.update(_describe(decision))
+    if decision.kind is DecisionKind.WAIT:
+        source = act.queue_url(rt.clients.sqs, record["eventSourceARN"], rt.retry)
+        act.change_visibility(
+            rt.clients.sqs, source, record["receiptHandle"], decision.delay_seconds, rt.retry
+        )
+        return _record(base, REQUEUED, rt=rt)
+    if decision.jobs_to_terminate:
+        act.terminate_jobs(
+            rt.clients.batch,
+            decision.jobs_to_terminate,
+            f"batchbridge: {decision.kind.value.lower()}: {decision.reason}"[:1024],
+            rt.retry,
+        )
+    if decision.kind is DecisionKind.SUCCEED:
+        act.send_success(rt.clients.sagemaker, message, decision.output_parameters, rt.retry)
+    else:
+        act.send_failure(rt.clients.sagemaker, message, decision.reason, rt.retry)
+    return _record(base, DONE, rt=rt)
+
+
+def _reap(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], rt: Runtime) -> str:
+    receives = record.get("attributes", {}).get("ApproximateReceiveCount", "?")
+    reason = (
+        f"batchbridge monitor gave up after {receives} receives of the callback message "
+        "(it reached the dead-letter queue); see the monitor's logs for the cause"
+    )
+    if rt.settings.terminate_on_failure and message.job_ids:
+        jobs = observe(rt.clients.batch, message.job_ids, rt.retry)
+        unfinished = tuple(job.job_id for job in jobs.values() if job.unfinished)
+        act.terminate_jobs(rt.clients.batch, unfinished, f"batchbridge: {reason}", rt.retry)
+        base["terminated"] = len(unfinished)
+    base.update({"decision": DecisionKind.FAIL.value, "reason": reason})
+    act.send_failure(rt.clients.sagemaker, message, reason, rt.retry)
+    return _record(base, DONE, rt=rt)
+
+
+def _poison(record: SQSRecord, why: str, base: dict[str, Any], rt: Runtime) -> str:
+    """An unreadable record can never succeed: move it to the DLQ and let it be deleted."""
+    base.update({"decision": "POISON", "reason": why})
+    if base["mode"] == MODE_REAPER:
+        return _record(base, DONE, rt=rt, dlq="already in the DLQ; dropped")
+    try:
+        dlq = act.dead_letter_queue_url(
+            rt.clients.sqs, record["eventSourceARN"], rt.settings.dlq_url, rt.retry
+        )
+        if dlq is None:
+            return _record(base, DONE, rt=rt, dlq="no DLQ configured or discovered; dropped")
+        act.send_to_dlq(rt.clients.sqs, dlq, record.get("body", ""), why, rt.retry)
+        return _record(base, DONE, rt=rt, dlq=dlq)
+    except Exception as exc:
+        # It comes back; after maxReceiveCount SQS's own redrive moves it to the DLQ.
+        return _record(base, REQUEUED, rt=rt, error=f"DLQ send failed: {exc}")
+
+
+def _record(
+    base: dict[str, Any],
+    outcome: str,
+    *,
+    rt: Runtime | None = None,
+    log_it: bool = True,
+    **more: Any,
+) -> str:
+    line = {**base, "outcome": outcome, **more}
+    if log_it:
+        log.info("decision", extra=line)
+    if rt is not None:
+        rt.decisions.append(line)
+    return outcome
+
+
+def _describe(decision: Decision) -> dict[str, Any]:
+    return {
+        "decision": decision.kind.value,
+        "reason": decision.reason,
+        "delay_seconds": decision.delay_seconds,
+        "counts": dict(decision.counts),
+        "terminated": len(decision.jobs_to_terminate),
+    }
+
+
+def _attempt(record: SQSRecord) -> int:
+    raw = record.get("attributes", {}).get("ApproximateReceiveCount", "1")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
+
+
+def _sent_at(record: SQSRecord, default: float) -> float:
+    raw = record.get("attributes", {}).get("SentTimestamp")
+    try:
+        return int(raw) / 1000 if raw else default
+    except ValueError:
+        return default
+
+
+def _is_reaper(record: SQSRecord, settings: Settings) -> bool:
+    """Reaper mode when configured, or when the record comes from the configured DLQ."""
+    if settings.mode == MODE_REAPER:
+        return True
+    if not settings.dlq_url:
+        return False
+    parts = record.get("eventSourceARN", "").split(":")
+    url_parts = settings.dlq_url.rstrip("/").split("/")
+    return len(parts) == 6 and parts[4:] == url_parts[-2:]
