@@ -18,12 +18,15 @@ from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.gateway import Gateway, Service
+from services.proxy import Upstream
 
 log = logging.getLogger("batchbridge.environment")
 
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"  # moto's default account
+# moto's default account; MOTO_ACCOUNT_ID (which moto itself honours) changes it, e.g. to
+# LocalStack's 000000000000 under docker compose so that ARNs from both sides agree.
+ACCOUNT_ID = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 EXECUTORS = ("process", "simulate", "docker")
 
 
@@ -112,7 +115,8 @@ class LocalEnvironment:
         for module_name in self.data_planes():
             service = importlib.import_module(f"services.{module_name}").create(self)
             self.services[service.name] = service
-        self.gateway = Gateway(moto_app, list(self.services.values()))
+        upstream = Upstream(self.upstream) if self.upstream else None
+        self.gateway = Gateway(moto_app, list(self.services.values()), upstream)
         for service in self.services.values():
             service.start()
         self._thread = threading.Thread(

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from werkzeug.wrappers import Request, Response
 
 from services.protocol import AwsError, json_response, operation_of
+from services.proxy import Upstream, goes_upstream, mirrors_locally, replay
 
 log = logging.getLogger("batchbridge.gateway")
 
@@ -110,8 +111,12 @@ class FaultInjector:
 class Gateway:
     """The WSGI app behind the endpoint."""
 
-    def __init__(self, moto_app: Any, services: list[Service]) -> None:
+    def __init__(
+        self, moto_app: Any, services: list[Service], upstream: Upstream | None = None
+    ) -> None:
         self.moto_app = moto_app
+        #: Proxy mode (docker compose): what batchbridge does not serve goes to LocalStack.
+        self.upstream = upstream
         self.services: dict[str, Service] = {s.name: s for s in services}
         self.faults = FaultInjector()
         self.calls: Counter[str] = Counter()
@@ -135,6 +140,18 @@ class Gateway:
             response = AwsError("InternalFailure", f"batchbridge: {exc}", 500).to_response(
                 service_of(request)
             )
+        upstream = self.upstream
+        if (
+            response is None
+            and upstream is not None
+            and goes_upstream(request, service_of(request))
+        ):
+            try:
+                response = upstream.forward(request)
+            except AwsError as err:
+                response = err.to_response(service_of(request))
+            if response.status_code < 300 and mirrors_locally(request, service_of(request)):
+                replay(self.moto_app, environ, body)
         if response is None:
             environ["wsgi.input"] = io.BytesIO(body)
             return self.moto_app(environ, start_response)
@@ -166,7 +183,11 @@ class Gateway:
         if head == "health":
             report = {name: s.health() for name, s in self.services.items()}
             ready = all(part.get("ready", False) for part in report.values())
-            return json_response({"ready": ready, "services": report}, 200 if ready else 503)
+            body: dict[str, Any] = {"services": report}
+            if self.upstream is not None:
+                body["upstream"] = self.upstream.health()
+                ready = ready and bool(body["upstream"]["ready"])
+            return json_response({"ready": ready, **body}, 200 if ready else 503)
         if head == "calls":
             if request.method == "DELETE":
                 with self._calls_lock:
