@@ -1,0 +1,620 @@
+"""The Batch data plane's backend: jobs, their state machine, and what moves them.
+
+Plain Python in and out (request dicts as botocore's model names them, response dicts), so
+it is testable without HTTP. One lock guards every job; one scheduler thread advances them
+(``model.TRANSITIONS``); a small worker pool runs the blocking executors (process, docker).
+Queues, job definitions and compute environments are moto's: read at SubmitJob.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lambdas.contracts import (
+    FAILED,
+    JOB_STATUSES,
+    PENDING,
+    RUNNABLE,
+    RUNNING,
+    STARTING,
+    SUBMITTED,
+    SUCCEEDED,
+)
+from services.batch.executors import Executor, Outcome, RunSpec, cannot_start
+from services.batch.logs import LogWriter, stream_name
+from services.batch.model import (
+    ARRAY_CHILD_FAILED,
+    CANCELLABLE,
+    CONTAINER_EXITED,
+    TIMED_OUT,
+    TRANSITIONS,
+    Attempt,
+    Job,
+    now_ms,
+)
+from services.batch.retry import should_retry
+from services.batch.scheduler import Scheduler
+from services.batch.scripts import ScriptedOutcome, Scripts
+from services.protocol import AwsError
+
+log = logging.getLogger("batchbridge.batch")
+
+DEFAULT_STEP_SECONDS = 0.05
+DEFAULT_WORKERS = 8
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_REF = re.compile(r"^Ref::(.+)$")
+MAX_DESCRIBE = 100
+
+
+def client_error(message: str) -> AwsError:
+    return AwsError("ClientException", message, 400)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def substitute(command: list[str], parameters: dict[str, str]) -> list[str]:
+    """Replace each argument that is exactly ``Ref::name`` by that parameter, as AWS does; an
+    argument naming no known parameter is passed through unchanged."""
+    out = []
+    for arg in command:
+        match = _REF.match(arg)
+        out.append(parameters[match.group(1)] if match and match.group(1) in parameters else arg)
+    return out
+
+
+class BatchEngine:
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        region: str,
+        endpoint: str,
+        executor: Executor | None,
+        log_writer: LogWriter,
+        step_seconds: float | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.region = region
+        self.endpoint = endpoint
+        #: None: every job is simulated (scripted, or a short success by default).
+        self.executor = executor
+        self.logs = log_writer
+        self.step = (
+            step_seconds
+            if step_seconds is not None
+            else env_float("BATCHBRIDGE_BATCH_STEP_SECONDS", DEFAULT_STEP_SECONDS)
+        )
+        self.scripts = Scripts()
+        self.scheduler = Scheduler()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._top_level: list[Job] = []  # plain jobs and array parents, in submission order
+        self.counts: Counter[str] = Counter()
+        self._workers = ThreadPoolExecutor(
+            max_workers=workers
+            or int(os.environ.get("BATCHBRIDGE_BATCH_WORKERS", DEFAULT_WORKERS)),
+            thread_name_prefix="batchbridge-job",
+        )
+        # Log writes of simulated jobs, off the scheduler thread.
+        self._io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="batchbridge-joblogs")
+        self._started = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self._started = True
+
+    def stop(self) -> None:
+        self._started = False
+        self.scheduler.stop()
+        with self._lock:
+            running = [j.current.kill for j in self._jobs.values() if j.current and j.current.kill]
+        for kill in running:
+            try:
+                kill()
+            except Exception:
+                log.exception("stopping a running job")
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        self._io.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def ready(self) -> bool:
+        return self._started
+
+    # --- moto's control plane ---------------------------------------------------------------
+
+    def _backend(self, region: str) -> Any:
+        from moto.batch.models import batch_backends
+
+        return batch_backends[self.account_id][region]
+
+    def _resolve(self, region: str, queue_ref: str, definition_ref: str) -> tuple[Any, Any]:
+        backend = self._backend(region)
+        queue = backend.get_job_queue(queue_ref)
+        if queue is None:
+            raise client_error(
+                f"Job queue {queue_ref} does not exist in {region}. Create it first "
+                "(CreateJobQueue or AWS::Batch::JobQueue)."
+            )
+        if queue.state != "ENABLED":
+            raise client_error(f"Job queue {queue_ref} is {queue.state}, not ENABLED")
+        try:
+            definition = backend.get_job_definition(definition_ref)
+        except ValueError:  # "name:notanumber"
+            definition = None
+        if definition is None or definition.status != "ACTIVE":
+            raise client_error(
+                f"Job definition {definition_ref} does not exist or is not ACTIVE in {region}. "
+                "Use its name, name:revision or ARN (RegisterJobDefinition or "
+                "AWS::Batch::JobDefinition)."
+            )
+        if definition.container_properties is None:
+            raise client_error(
+                f"Job definition {definition_ref} has no containerProperties; batchbridge's "
+                "local Batch runs container jobs only (not multi-node or EKS)."
+            )
+        return queue, definition
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def submit_job(self, request: dict[str, Any], region: str) -> dict[str, Any]:
+        name = str(request.get("jobName") or "")
+        if not _JOB_NAME.match(name):
+            raise client_error(
+                f"jobName {name!r} is invalid: up to 128 letters, numbers, hyphens and "
+                "underscores, starting with a letter or number"
+            )
+        if not request.get("jobQueue") or not request.get("jobDefinition"):
+            raise client_error("SubmitJob needs jobQueue and jobDefinition")
+        queue, definition = self._resolve(region, request["jobQueue"], request["jobDefinition"])
+        size = (request.get("arrayProperties") or {}).get("size")
+        if size is not None and not 2 <= int(size) <= 10_000:
+            raise client_error(f"arrayProperties.size must be between 2 and 10,000, not {size}")
+        props: dict[str, Any] = dict(definition.container_properties)
+        overrides = request.get("containerOverrides") or {}
+        parameters = {**(definition.parameters or {}), **(request.get("parameters") or {})}
+        command = substitute(
+            list(overrides.get("command") or props.get("command") or []), parameters
+        )
+        environment = {e["name"]: e.get("value", "") for e in props.get("environment") or []}
+        environment.update(
+            {e["name"]: e.get("value", "") for e in overrides.get("environment") or []}
+        )
+        for key in ("vcpus", "memory", "instanceType", "resourceRequirements"):
+            if overrides.get(key) is not None:
+                props[key] = overrides[key]
+        retry = request.get("retryStrategy") or definition.retry_strategy or {}
+        timeout = request.get("timeout") or definition.timeout or None
+        job_id = str(uuid.uuid4())
+        envs = getattr(queue, "environments", None) or []
+        job = Job(
+            job_id=job_id,
+            job_arn=f"arn:aws:batch:{region}:{self.account_id}:job/{job_id}",
+            name=name,
+            queue_arn=queue.arn,
+            queue_name=queue.name,
+            compute_environment=envs[0].name if envs else "",
+            definition_arn=definition.arn,
+            definition_name=definition.name,
+            image=str(props.get("image", "")),
+            command=command,
+            environment=[{"name": k, "value": v} for k, v in environment.items()],
+            parameters=parameters,
+            container_properties=props,
+            retry_strategy=dict(retry),
+            timeout=dict(timeout) if timeout else None,
+            tags=dict(request.get("tags") or {}),
+            depends_on=list(request.get("dependsOn") or []),
+            created_at=now_ms(),
+        )
+        with self._lock:
+            self._add(job)
+            if size is not None:
+                self._add_children(job, int(size))
+        self.scheduler.call_later(self.step, self._advance, job, SUBMITTED, 0)
+        return {"jobArn": job.job_arn, "jobName": job.name, "jobId": job.job_id}
+
+    def _add(self, job: Job) -> None:
+        self._jobs[job.job_id] = job
+        self.counts[job.status] += 1
+        if job.parent is None:
+            self._top_level.append(job)
+
+    def _add_children(self, parent: Job, size: int) -> None:
+        from dataclasses import replace
+
+        parent.array_size = size
+        parent.status_summary = Counter()
+        for index in range(size):
+            child_id = f"{parent.job_id}:{index}"
+            child = replace(
+                parent,
+                job_id=child_id,
+                job_arn=f"{parent.job_arn}:{index}",
+                array_size=None,
+                array_index=index,
+                parent=parent,
+                status_summary=None,
+                attempts=[],
+            )
+            self._add(child)
+            parent.status_summary[child.status] += 1
+
+    def describe_jobs(self, job_ids: list[str]) -> dict[str, Any]:
+        if len(job_ids) > MAX_DESCRIBE:
+            raise client_error(
+                f"DescribeJobs takes at most {MAX_DESCRIBE} job ids, not {len(job_ids)}"
+            )
+        with self._lock:
+            # Ids Batch does not know are left out, not an error (as AWS does).
+            found = [self._jobs[j] for j in job_ids if j in self._jobs]
+            return {"jobs": [job.detail() for job in found]}
+
+    def list_jobs(self, request: dict[str, Any]) -> dict[str, Any]:
+        queue_ref = request.get("jobQueue")
+        array_id = request.get("arrayJobId")
+        if not queue_ref and not array_id and not request.get("multiNodeJobId"):
+            raise client_error("ListJobs needs jobQueue, arrayJobId or multiNodeJobId")
+        filters = request.get("filters") or []
+        # AWS: with filters, jobStatus is ignored; without, it defaults to RUNNING.
+        status = None if filters else (request.get("jobStatus") or RUNNING)
+        predicates = [_filter_predicate(f) for f in filters]
+        max_results = max(1, min(1000, int(request.get("maxResults") or 100)))
+        start = _offset(request.get("nextToken"))
+        with self._lock:
+            if array_id:
+                parent = self._jobs.get(array_id)
+                candidates: list[Job] = (
+                    [self._jobs[f"{array_id}:{i}"] for i in range(parent.array_size)]
+                    if parent is not None and parent.array_size is not None
+                    else []
+                )
+            else:
+                candidates = [
+                    j for j in reversed(self._top_level) if queue_ref in (j.queue_arn, j.queue_name)
+                ]
+            selected = [
+                j
+                for j in candidates
+                if (status is None or j.status == status) and all(p(j) for p in predicates)
+            ]
+            page = selected[start : start + max_results]
+            out: dict[str, Any] = {"jobSummaryList": [j.summary() for j in page]}
+        if start + max_results < len(selected):
+            out["nextToken"] = f"bb:{start + max_results}"
+        return out
+
+    def terminate_job(self, job_id: str, reason: str) -> None:
+        self._stop_job(job_id, reason, terminate=True)
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        self._stop_job(job_id, reason, terminate=False)
+
+    def _stop_job(self, job_id: str, reason: str, terminate: bool) -> None:
+        kills: list[Callable[[], None]] = []
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise client_error(f"Job {job_id} does not exist")
+            targets = (
+                [self._jobs[f"{job_id}:{i}"] for i in range(job.array_size)]
+                if job.array_size is not None
+                else [job]
+            )
+            for target in targets:
+                kill = self._stop_one(target, reason, terminate)
+                if kill is not None:
+                    kills.append(kill)
+            if job.array_size is not None:
+                job.is_terminated = job.is_terminated or terminate
+                job.is_cancelled = job.is_cancelled or (not terminate and job.terminal)
+                if job.terminal:
+                    job.status_reason = reason
+        for kill in kills:  # outside the lock: a kill may block briefly
+            try:
+                kill()
+            except Exception:
+                log.exception("killing job %s", job_id)
+
+    def _stop_one(self, job: Job, reason: str, terminate: bool) -> Callable[[], None] | None:
+        if job.terminal:
+            return None
+        if job.status in CANCELLABLE:
+            job.is_cancelled = not terminate
+            job.is_terminated = terminate
+            self._set_status(job, FAILED, reason)
+            return None
+        if not terminate:
+            return None  # CancelJob leaves STARTING and RUNNING jobs alone, as AWS does
+        job.is_terminated = True
+        attempt = job.current
+        kill = attempt.kill if attempt is not None else None
+        if attempt is None:  # STARTING: no attempt yet
+            self._set_status(job, FAILED, reason)
+        else:
+            self._finish_attempt(
+                job, attempt, Outcome(exit_code=None, status_reason=reason), retry=False
+            )
+        return kill
+
+    # --- the state machine --------------------------------------------------------------------
+
+    def _set_status(self, job: Job, status: str, reason: str | None = None) -> None:
+        """The one place a status changes: counters, timestamps, and the array parent."""
+        old = job.status
+        job.status = status
+        if reason is not None:
+            job.status_reason = reason
+        self.counts[old] -= 1
+        self.counts[status] += 1
+        if job.terminal:
+            job.stopped_at = now_ms()
+        if job.parent is not None:
+            self._child_changed(job.parent, job, old)
+        if status == RUNNABLE and job.array_size is None:
+            self._dispatch(job)
+
+    def _child_changed(self, parent: Job, child: Job, old: str) -> None:
+        assert parent.status_summary is not None
+        parent.status_summary[old] -= 1
+        parent.status_summary[child.status] += 1
+        parent.summary_updated_at = now_ms()
+        if child.terminal:
+            parent.children_done += 1
+            parent.children_failed += child.status == FAILED
+            if parent.children_done == parent.array_size and not parent.terminal:
+                if parent.children_failed:
+                    self._set_status(parent, FAILED, ARRAY_CHILD_FAILED)
+                else:
+                    self._set_status(parent, SUCCEEDED, "All child jobs succeeded")
+
+    def _advance(self, job: Job, expected: str, dispatch: int) -> None:
+        """A scheduled step: move ``job`` one step along TRANSITIONS if nothing moved it since."""
+        with self._lock:
+            if job.status != expected or job.dispatches != dispatch:
+                return
+            target = TRANSITIONS[expected]
+            if job.array_size is not None:
+                # An array parent goes to PENDING and waits there for its children.
+                if expected == SUBMITTED:
+                    self._set_status(job, PENDING)
+                    for index in range(job.array_size):
+                        child = self._jobs[f"{job.job_id}:{index}"]
+                        self._advance(child, SUBMITTED, 0)
+                return
+            self._set_status(job, target)
+            if target == RUNNING:
+                self._begin_simulated_attempt(job)
+            elif target in (PENDING, STARTING):
+                self.scheduler.call_later(self.step, self._advance, job, target, job.dispatches)
+
+    def _dispatch(self, job: Job) -> None:
+        """The job just entered RUNNABLE: hand its next attempt to a script or an executor."""
+        job.dispatches += 1
+        attempt_no = len(job.attempts) + 1
+        scripted = self._script(job, attempt_no)
+        if scripted is not None or self.executor is None:
+            self.scheduler.call_later(self.step, self._advance, job, RUNNABLE, job.dispatches)
+        else:
+            self._workers.submit(self._run_blocking, job, job.dispatches)
+
+    def _script(self, job: Job, attempt_no: int) -> ScriptedOutcome | None:
+        parent_id = job.parent.job_id if job.parent else None
+        return self.scripts.outcome_for(
+            job.job_id, job.name, parent_id, job.array_index, attempt_no
+        )
+
+    def _new_attempt(self, job: Job) -> Attempt:
+        number = len(job.attempts) + 1
+        task_id = job.job_id if number == 1 else f"{job.job_id}-{number}"
+        attempt = Attempt(
+            number=number,
+            task_id=task_id.replace(":", "-"),
+            log_stream_name=stream_name(job.definition_name, task_id),
+            started_at=now_ms(),
+        )
+        job.current = attempt
+        if job.started_at is None or number > 1:
+            job.started_at = attempt.started_at
+        seconds = (job.timeout or {}).get("attemptDurationSeconds")
+        if seconds:
+            self.scheduler.call_later(float(seconds), self._time_out, job, attempt)
+        return attempt
+
+    def _begin_simulated_attempt(self, job: Job) -> None:
+        attempt = self._new_attempt(job)
+        if job.parent is not None:
+            self._child_changed_started(job)
+        outcome = self._script(job, attempt.number) or ScriptedOutcome(
+            duration_seconds=env_float("BATCHBRIDGE_BATCH_SIMULATE_SECONDS", 0.1)
+        )
+        self.scheduler.call_later(
+            outcome.duration_seconds, self._simulated_end, job, attempt, outcome
+        )
+
+    def _child_changed_started(self, child: Job) -> None:
+        parent = child.parent
+        if parent is not None and parent.started_at is None:
+            parent.started_at = child.started_at
+
+    def _simulated_end(self, job: Job, attempt: Attempt, scripted: ScriptedOutcome) -> None:
+        outcome = Outcome(
+            exit_code=scripted.exit_code,
+            reason=scripted.reason,
+            status_reason=scripted.status_reason or CONTAINER_EXITED,
+            output=scripted.output,
+        )
+        if outcome.output:
+            self._io.submit(self._write_then_finish, job, attempt, outcome)
+        else:
+            with self._lock:
+                self._finish_attempt(job, attempt, outcome, retry=True)
+
+    def _write_then_finish(self, job: Job, attempt: Attempt, outcome: Outcome) -> None:
+        self.logs.write(attempt.log_stream_name, outcome.output, attempt.started_at)
+        with self._lock:
+            self._finish_attempt(job, attempt, outcome, retry=True)
+
+    def _run_blocking(self, job: Job, dispatch: int) -> None:
+        """A worker: RUNNABLE → STARTING → RUNNING → the executor → the outcome."""
+        assert self.executor is not None
+        with self._lock:
+            if job.status != RUNNABLE or job.dispatches != dispatch:
+                return  # cancelled or terminated while waiting for a worker
+            self._set_status(job, STARTING)
+        threading.Event().wait(self.step)  # pulling the image, as it were
+        with self._lock:
+            if job.status != STARTING or job.dispatches != dispatch:
+                return
+            self._set_status(job, RUNNING)
+            attempt = self._new_attempt(job)
+            self._child_changed_started(job)
+            spec = self._run_spec(job, attempt)
+        try:
+            outcome = self.executor.run(spec, lambda kill: self._register_kill(job, attempt, kill))
+        except Exception as exc:  # a bug or a broken engine must still end the attempt
+            log.exception("executor %s failed on job %s", self.executor.name, job.job_id)
+            outcome = cannot_start(f"batchbridge {self.executor.name} executor: {exc}")
+        self.logs.write(attempt.log_stream_name, outcome.output, attempt.started_at)
+        with self._lock:
+            self._finish_attempt(job, attempt, outcome, retry=True)
+
+    def _register_kill(self, job: Job, attempt: Attempt, kill: Callable[[], None]) -> None:
+        with self._lock:
+            attempt.kill = kill
+            stopped = job.current is not attempt
+        if stopped:  # terminated or timed out before the container was up
+            kill()
+
+    def _run_spec(self, job: Job, attempt: Attempt) -> RunSpec:
+        env = {e["name"]: e["value"] for e in job.environment}
+        env.update(
+            {
+                "AWS_BATCH_JOB_ID": job.job_id,
+                "AWS_BATCH_JQ_NAME": job.queue_name,
+                "AWS_BATCH_CE_NAME": job.compute_environment,
+                "AWS_BATCH_JOB_ATTEMPT": str(attempt.number),
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                # Keep a host's ~/.aws config (profiles, real endpoints) out of local jobs.
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            }
+        )
+        if job.array_index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+        return RunSpec(job.job_id, attempt.number, job.image, list(job.command), env)
+
+    def _time_out(self, job: Job, attempt: Attempt) -> None:
+        with self._lock:
+            if job.current is not attempt:
+                return
+            kill = attempt.kill
+            # AWS does not retry an attempt that timed out.
+            self._finish_attempt(
+                job, attempt, Outcome(exit_code=None, status_reason=TIMED_OUT), retry=False
+            )
+        if kill is not None:
+            kill()
+
+    def _finish_attempt(self, job: Job, attempt: Attempt, outcome: Outcome, retry: bool) -> None:
+        """Record an attempt's end and decide: SUCCEEDED, another attempt, or FAILED."""
+        if job.current is not attempt:
+            return  # already ended (terminated or timed out); a late executor result is moot
+        attempt.stopped_at = now_ms()
+        attempt.exit_code = outcome.exit_code
+        attempt.reason = outcome.reason
+        attempt.status_reason = outcome.status_reason
+        job.attempts.append(attempt)
+        job.current = None
+        if outcome.exit_code == 0:
+            self._set_status(job, SUCCEEDED, outcome.status_reason)
+        elif retry and should_retry(
+            job.retry_strategy,
+            len(job.attempts),
+            outcome.exit_code,
+            outcome.reason,
+            outcome.status_reason,
+        ):
+            job.status_reason = outcome.status_reason
+            self._set_status(job, RUNNABLE)
+        else:
+            self._set_status(job, FAILED, outcome.status_reason)
+
+    # --- reports --------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "counts": {s: self.counts.get(s, 0) for s in JOB_STATUSES},
+                "jobs": len(self._jobs),
+                "scheduled": self.scheduler.pending(),
+                "executor": self.executor.name if self.executor else "simulate",
+                "stepSeconds": self.step,
+            }
+
+
+def _offset(token: Any) -> int:
+    if not token:
+        return 0
+    try:
+        return max(0, int(str(token).removeprefix("bb:")))
+    except ValueError as exc:
+        raise client_error(f"nextToken {token!r} is not one this service returned") from exc
+
+
+def _name_glob(pattern: str) -> Callable[[str], bool]:
+    """ListJobs filter values: case-insensitive, with an optional trailing ``*``."""
+    lowered = pattern.lower()
+    if lowered.endswith("*"):
+        return lambda value: value.lower().startswith(lowered[:-1])
+    return lambda value: value.lower() == lowered
+
+
+def _filter_predicate(spec: dict[str, Any]) -> Callable[[Job], bool]:
+    name = spec.get("name")
+    values = spec.get("values") or []
+    if not values:
+        raise client_error(f"ListJobs filter {name!r} needs one value")
+    value = str(values[0])
+    if name == "JOB_NAME":
+        match = _name_glob(value)
+        return lambda job: match(job.name)
+    if name == "JOB_DEFINITION":
+        match = _name_glob(value)
+        return lambda job: any(
+            match(v)
+            for v in (
+                job.definition_arn,
+                job.definition_name,
+                job.definition_arn.rsplit("/", 1)[-1],
+            )
+        )
+    if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT"):
+        try:
+            limit = int(value)
+        except ValueError as exc:
+            raise client_error(f"{name} takes epoch milliseconds, not {value!r}") from exc
+        if name == "BEFORE_CREATED_AT":
+            return lambda job: job.created_at < limit
+        return lambda job: job.created_at > limit
+    raise client_error(
+        f"ListJobs filter name {name!r} is not one of JOB_NAME, JOB_DEFINITION, "
+        "BEFORE_CREATED_AT, AFTER_CREATED_AT"
+    )
