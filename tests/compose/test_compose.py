@@ -136,11 +136,14 @@ def test_only_the_gateway_port_is_published(services: dict[str, Any]) -> None:
     assert len(ports) == 1 and ports[0].endswith(":4566"), ports
 
 
-def test_lambda_containers_join_the_compose_network(compose: dict[str, Any]) -> None:
+def test_lambda_and_job_containers_join_the_compose_network(compose: dict[str, Any]) -> None:
     network = compose["networks"]["default"]["name"]
     env = _env(compose["services"]["localstack"])
     assert env["LAMBDA_DOCKER_NETWORK"] == network
-    assert _env(compose["services"]["batchbridge"])["BATCHBRIDGE_DOCKER_NETWORK"] == network
+    batchbridge = _env(compose["services"]["batchbridge"])
+    assert batchbridge["BATCHBRIDGE_DOCKER_NETWORK"] == network
+    # Job containers reach the gateway by its service name on that network.
+    assert batchbridge["BATCHBRIDGE_DOCKER_ENDPOINT_URL"] == "http://batchbridge:4566"
 
 
 def test_batchbridge_command_is_a_valid_proxy_mode_invocation(services: dict[str, Any]) -> None:
