@@ -19,27 +19,27 @@ import pytest
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-import boto3  # noqa: E402
-import sagemaker  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
-from sagemaker.lambda_helper import Lambda  # noqa: E402
-from sagemaker.processing import Processor  # noqa: E402
-from sagemaker.workflow.callback_step import CallbackOutput, CallbackStep  # noqa: E402
-from sagemaker.workflow.condition_step import ConditionStep  # noqa: E402
-from sagemaker.workflow.conditions import ConditionGreaterThan  # noqa: E402
-from sagemaker.workflow.execution_variables import ExecutionVariables  # noqa: E402
-from sagemaker.workflow.fail_step import FailStep  # noqa: E402
-from sagemaker.workflow.functions import Join  # noqa: E402
-from sagemaker.workflow.lambda_step import (  # noqa: E402
+import boto3
+import sagemaker
+from botocore.exceptions import ClientError
+from sagemaker.lambda_helper import Lambda
+from sagemaker.processing import Processor
+from sagemaker.workflow.callback_step import CallbackOutput, CallbackStep
+from sagemaker.workflow.condition_step import ConditionStep
+from sagemaker.workflow.conditions import ConditionGreaterThan
+from sagemaker.workflow.execution_variables import ExecutionVariables
+from sagemaker.workflow.fail_step import FailStep
+from sagemaker.workflow.functions import Join
+from sagemaker.workflow.lambda_step import (
     LambdaOutput,
     LambdaOutputTypeEnum,
     LambdaStep,
 )
-from sagemaker.workflow.parameters import ParameterInteger, ParameterString  # noqa: E402
-from sagemaker.workflow.pipeline import Pipeline  # noqa: E402
-from sagemaker.workflow.steps import ProcessingStep  # noqa: E402
+from sagemaker.workflow.parameters import ParameterInteger, ParameterString
+from sagemaker.workflow.pipeline import Pipeline
+from sagemaker.workflow.steps import ProcessingStep
 
-from lambdas.contracts import (  # noqa: E402
+from lambdas.contracts import (
     CALLBACK_STATUS_EXECUTING,
     CALLBACK_STATUS_STOPPING,
     CallbackMessage,
