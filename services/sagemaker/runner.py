@@ -165,9 +165,9 @@ class Runner:
     # --- entry points ----------------------------------------------------------------------
 
     def start(self, execution: Execution) -> None:
-        for spec in execution.definition.steps.values():
-            execution.steps[spec.name] = StepRun(spec)
         with self._lock:
+            for spec in execution.definition.steps.values():
+                execution.steps[spec.name] = StepRun(spec)
             unsupported = execution.definition.unsupported_steps()
             if unsupported:
                 # Fail before anything runs: nothing could ever answer such a step locally.
