@@ -447,6 +447,23 @@ def test_pipeline_crud_and_unsupported_operations(
     assert "ListTrainingJobs" in unsupported.value.response["Error"]["Message"]
 
 
+def test_a_definition_stored_in_s3_is_read_from_there(
+    session: Any, queue: str, client: Callable[..., Any]
+) -> None:
+    s3, sm = client("s3"), client("sagemaker")
+    bucket = unique("definitions")
+    s3.create_bucket(Bucket=bucket)
+    pipeline = callback_pipeline(session, queue)
+    s3.put_object(Bucket=bucket, Key="p.json", Body=pipeline.definition().encode())
+    sm.create_pipeline(
+        PipelineName=pipeline.name,
+        PipelineDefinitionS3Location={"Bucket": bucket, "ObjectKey": "p.json"},
+        RoleArn=ROLE,
+    )
+    described = sm.describe_pipeline(PipelineName=pipeline.name)
+    assert json.loads(described["PipelineDefinition"]) == json.loads(pipeline.definition())
+
+
 def test_aws_cli_lists_the_steps_of_an_execution(
     session: Any, queue: str, client: Callable[..., Any], local_only: Any
 ) -> None:
