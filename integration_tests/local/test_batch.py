@@ -621,3 +621,36 @@ def test_the_docker_executor_runs_the_image_through_the_engine_api(
         logGroupName="/aws/batch/job", logStreamName=jobs[ok]["container"]["logStreamName"]
     )
     assert [e["message"] for e in logs["events"]] == ["ran echo hi"]
+
+
+def test_the_simulate_executor_succeeds_jobs_by_default(batch: Batch, target: Any) -> None:
+    if target.env is None:
+        pytest.skip("drives a second Batch engine in this process")
+    from services.batch import BatchEngine
+    from services.batch.logs import LogWriter
+
+    engine = BatchEngine(
+        account_id=target.env.account_id,
+        region=target.region,
+        endpoint=target.endpoint,
+        executor=None,
+        log_writer=LogWriter(target.client("logs")),
+        step_seconds=0.01,
+    )
+    engine.start()
+    try:
+        job_id = engine.submit_job(
+            {"jobName": "simulated", "jobQueue": batch.queue, "jobDefinition": batch.sleeper},
+            target.region,
+        )["jobId"]
+        deadline = time.monotonic() + 5
+        while (job := engine.describe_jobs([job_id])["jobs"][0])["status"] not in TERMINAL:
+            assert time.monotonic() < deadline, job["status"]
+            time.sleep(0.02)
+    finally:
+        engine.stop()
+
+    # `sleep 30` was not run: the simulated attempt succeeds after a short default duration.
+    assert job["status"] == "SUCCEEDED"
+    assert job["stoppedAt"] - job["startedAt"] < 5000
+    assert engine.state()["counts"]["SUCCEEDED"] == 1

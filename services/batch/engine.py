@@ -319,9 +319,11 @@ class BatchEngine:
                 if kill is not None:
                     kills.append(kill)
             if job.array_size is not None:
-                job.is_terminated = job.is_terminated or terminate
-                job.is_cancelled = job.is_cancelled or (not terminate and job.terminal)
-                if job.terminal:
+                if terminate:
+                    job.is_terminated = True
+                else:
+                    job.is_cancelled = True
+                if job.terminal:  # every child stopped: the parent reports the reason given
                     job.status_reason = reason
         for kill in kills:  # outside the lock: a kill may block briefly
             try:

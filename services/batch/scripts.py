@@ -88,6 +88,7 @@ def parse_script(spec: dict[str, Any]) -> Script:
         indices = spec.get("arrayIndices")
         if isinstance(indices, int):
             indices = [indices]
+        outcomes: tuple[ScriptedOutcome, ...]
         if attempts is None:
             outcomes, every = (first,), True
         elif isinstance(attempts, list):
