@@ -29,6 +29,8 @@ CYCLE_SECONDS = 0.2
 IDLE_WAIT_SECONDS = 0.1
 #: Concurrent batches per mapping when ScalingConfig.MaximumConcurrency is not set.
 DEFAULT_CONCURRENCY = 5
+#: Lambda hands every message attribute to the function.
+ALL = ["All"]
 
 
 def neutralise_moto_invoke_on_send() -> None:
@@ -238,7 +240,7 @@ class MappingPoller:
         batch_size = int(esm.batch_size or 10)
         window = float(esm.max_batch_window or 0)
         visibility = int(queue.visibility_timeout)
-        messages: list[Any] = backend.receive_message(queue.name, batch_size, 0, visibility)
+        messages: list[Any] = backend.receive_message(queue.name, batch_size, 0, visibility, ALL)
         if not messages:
             self._wait_for_messages(queue, IDLE_WAIT_SECONDS)
             return []
@@ -248,7 +250,7 @@ class MappingPoller:
         ):
             self._wait_for_messages(queue, min(IDLE_WAIT_SECONDS, deadline - time.monotonic()))
             messages += backend.receive_message(
-                queue.name, batch_size - len(messages), 0, visibility
+                queue.name, batch_size - len(messages), 0, visibility, ALL
             )
         return messages
 
