@@ -118,6 +118,7 @@ def send_to_dlq(sqs: SQSClient, dlq_url: str, body: str, why: str, retry: RetryP
 
 _queue_urls: dict[tuple[str, str], str] = {}
 _dlq_urls: dict[tuple[str, str], str | None] = {}
+_is_dlq: dict[tuple[str, str], bool] = {}
 
 
 def queue_url(sqs: SQSClient, queue_arn: str, retry: RetryPolicy) -> str:
@@ -157,3 +158,17 @@ def dead_letter_queue_url(
         target = dead_letter_queue_arn(sqs, queue_url(sqs, source_arn, retry), retry)
         _dlq_urls[key] = queue_url(sqs, target, retry) if target else None
     return _dlq_urls[key]
+
+
+def is_dead_letter_queue(sqs: SQSClient, queue_arn: str, retry: RetryPolicy) -> bool:
+    """True when some queue names this one as its DLQ (ListDeadLetterSourceQueues).
+
+    This lets one function, subscribed to both queues, tell a DLQ record from a live one
+    without configuration.
+    """
+    key = (sqs.meta.endpoint_url, queue_arn)
+    if key not in _is_dlq:
+        url = queue_url(sqs, queue_arn, retry)
+        response = retry.call(sqs.list_dead_letter_source_queues, QueueUrl=url, MaxResults=1)
+        _is_dlq[key] = bool(response.get("queueUrls"))
+    return _is_dlq[key]

@@ -29,7 +29,7 @@ from lambdas.monitor import act
 from lambdas.monitor.decide import Decision, DecisionKind, Uniform, decide
 from lambdas.monitor.observe import observe
 from lambdas.retry import DEFAULT_RETRY, RetryPolicy
-from lambdas.settings import MODE_REAPER, Settings
+from lambdas.settings import MODE_MONITOR, MODE_REAPER, Settings
 
 log = get_logger("batchbridge.monitor")
 
@@ -68,8 +68,13 @@ def handle_record(record: SQSRecord, rt: Runtime) -> str:
     base: dict[str, Any] = {
         "message_id": record.get("messageId", ""),
         "attempt": _attempt(record),
-        "mode": MODE_REAPER if _is_reaper(record, rt.settings) else "monitor",
     }
+    try:
+        base["mode"] = MODE_REAPER if _is_reaper(record, rt) else MODE_MONITOR
+    except Exception as exc:
+        error = f"cannot tell whether the source queue is a DLQ: {type(exc).__name__}: {exc}"
+        log.exception("decision", extra={**base, "outcome": REQUEUED, "error": error})
+        return _record(base, REQUEUED, rt=rt, log_it=False, error=error)
     try:
         message = parse_callback_message(record.get("body", ""))
     except MessageParseError as exc:
@@ -199,12 +204,15 @@ def _sent_at(record: SQSRecord, default: float) -> float:
         return default
 
 
-def _is_reaper(record: SQSRecord, settings: Settings) -> bool:
-    """Reaper mode when configured, or when the record comes from the configured DLQ."""
+def _is_reaper(record: SQSRecord, rt: Runtime) -> bool:
+    """Reaper mode when configured, or when the record comes from a dead-letter queue: the
+    configured BATCHBRIDGE_DLQ_URL, or else any queue that another queue redrives to."""
+    settings = rt.settings
     if settings.mode == MODE_REAPER:
         return True
-    if not settings.dlq_url:
-        return False
-    parts = record.get("eventSourceARN", "").split(":")
-    url_parts = settings.dlq_url.rstrip("/").split("/")
-    return len(parts) == 6 and parts[4:] == url_parts[-2:]
+    source = record.get("eventSourceARN", "")
+    if settings.dlq_url:
+        parts = source.split(":")
+        url_parts = settings.dlq_url.rstrip("/").split("/")
+        return len(parts) == 6 and parts[4:] == url_parts[-2:]
+    return act.is_dead_letter_queue(rt.clients.sqs, source, rt.retry)

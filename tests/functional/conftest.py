@@ -22,6 +22,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     act._queue_urls.clear()
     act._dlq_urls.clear()
+    act._is_dlq.clear()
     with mock_aws(config={"batch": {"use_docker": False}, "lambda": {"use_docker": False}}):
         iam = boto3.client("iam", region_name=REGION)
         role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"][

@@ -247,7 +247,7 @@ def test_reaper_fails_a_well_formed_dlq_message_and_drops_an_unreadable_one(
     world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody=body)
     world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody="{broken")
     event = world.receive_event(queue="dlq", expect=2)
-    world.settings = replace(world.settings, dlq_url=world.dlq_url)  # reaper inferred from ARN
+    # No configuration: the monitor sees that another queue redrives to this one.
 
     response = handler(event, None, world.runtime())
 
@@ -283,3 +283,30 @@ def test_sample_event_from_aws_is_handled(world: World) -> None:
     assert response["batchItemFailures"] == []
     (failure,) = world.sagemaker.failures
     assert "2 of 2 jobs unknown" in failure["FailureReason"]
+
+
+def test_reaper_is_inferred_from_a_configured_dlq_url(world: World) -> None:
+    (job,) = world.submit(1)
+    body = json.dumps(
+        {"token": TOKEN, "pipelineExecutionArn": "arn", "arguments": {"job_ids": job}}
+    )
+    world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody=body)
+    event = world.receive_event(queue="dlq")
+    world.settings = replace(world.settings, dlq_url=world.dlq_url)
+
+    response = handler(event, None, world.runtime())
+
+    assert response["decisions"][0]["mode"] == "reaper"
+    assert world.sqs.calls_to("list_dead_letter_source_queues") == []
+    assert len(world.sagemaker.failures) == 1
+
+
+def test_a_live_queue_is_not_mistaken_for_a_dlq(world: World) -> None:
+    (job,) = world.submit(1)
+    world.set_job(job, "RUNNING")
+    world.send_callback([job])
+
+    response = handler(world.receive_event(), None, world.runtime())
+
+    assert response["decisions"][0]["mode"] == "monitor"
+    assert len(response["batchItemFailures"]) == 1
