@@ -654,3 +654,37 @@ def test_the_simulate_executor_succeeds_jobs_by_default(batch: Batch, target: An
     assert job["status"] == "SUCCEEDED"
     assert job["stoppedAt"] - job["startedAt"] < 5000
     assert engine.state()["counts"]["SUCCEEDED"] == 1
+
+
+def test_terminating_an_array_parent_stops_its_children(batch: Batch) -> None:
+    name = f"array-stop-{uuid.uuid4().hex[:6]}"
+    batch.script(jobNamePrefix=name, durationSeconds=30)
+    parent_id = batch.submit(name, arrayProperties={"size": 3})
+    batch.wait(parent_id, lambda j: j["arrayProperties"]["statusSummary"]["RUNNING"] == 3)
+
+    batch.client.terminate_job(jobId=parent_id, reason="pipeline stopped")
+    parent = batch.wait(parent_id, seconds=5)
+
+    assert (parent["status"], parent["statusReason"], parent["isTerminated"]) == (
+        "FAILED",
+        "pipeline stopped",
+        True,
+    )
+    assert parent["arrayProperties"]["statusSummary"]["FAILED"] == 3
+    child = batch.describe(f"{parent_id}:0")
+    assert (child["statusReason"], child["isTerminated"]) == ("pipeline stopped", True)
+
+
+def test_health_and_state_report_job_counts(batch: Batch, target: Any) -> None:
+    batch.wait(batch.submit("counted"))
+
+    health = _control(target.endpoint, "GET", "/_batchbridge/health")["services"]["batch"]
+    state = _control(target.endpoint, "GET", "/_batchbridge/batch/state")
+    assert health["ready"] is True
+    assert health["jobs"]["SUCCEEDED"] >= 1
+    assert (
+        set(state["counts"])
+        == set(health["jobs"])
+        == {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"}
+    )
+    assert state["executor"] == "process"
