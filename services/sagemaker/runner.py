@@ -1,6 +1,6 @@
 """Pipeline executions: the state of each step, and the rules that move it on.
 
-An execution is event driven, not a thread that sleeps: :meth:`Runner.advance` is called when
+An execution is event driven, not a thread that sleeps: :meth:`Runner._advance` runs when
 an execution starts, when a step's work returns, when a callback is answered and when a stop
 is asked for. Under one lock it decides which steps start (or end the execution); the slow
 work (a Lambda invoke, an SQS send) runs on a bounded thread pool through :class:`StepActions`,
@@ -261,10 +261,10 @@ class Runner:
                 elif readiness == "ready" and self._may_start(execution):
                     work += self._begin(execution, step)
                     progressed = True
+        # Everything that could start has started (or ended at once); with nothing running,
+        # the steps still waiting never will (a failure, a stop or a skipped dependency).
         if not any(s.status in (EXECUTING, STOPPING) for s in execution.steps.values()):
-            waiting = [s for s in execution.steps.values() if s.status is None]
-            if not waiting or not self._may_start(execution):
-                self._conclude(execution)
+            self._conclude(execution)
         return work
 
     def _may_start(self, execution: Execution) -> bool:
