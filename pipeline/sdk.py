@@ -9,6 +9,7 @@ else in batchbridge asks :func:`load` for the classes and never imports ``sagema
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,11 @@ class Sdk:
 def _load_major(major: int) -> Sdk:
     # batchbridge pins v2 on purpose (pyproject); its deprecation banner is noise here.
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    # The SDK prints "Not applying SDK defaults from …" to *stdout* at INFO unless the
+    # logger already has a level; that would corrupt `python -m pipeline`'s JSON.
+    config_logger = logging.getLogger("sagemaker.config")
+    if config_logger.level == logging.NOTSET:
+        config_logger.setLevel(logging.WARNING)
     if major == 3:
         # v3 resolves a region while importing; without one it raises NoRegionError.
         os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
