@@ -60,7 +60,8 @@ def handler(
     for record in event.get("Records", []):
         if handle_record(record, rt) == REQUEUED:
             failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures, "decisions": rt.decisions}
+    # Only AWS's partial-batch shape: the decisions are in the log lines and on ``runtime``.
+    return {"batchItemFailures": failures}
 
 
 def handle_record(record: SQSRecord, rt: Runtime) -> str:

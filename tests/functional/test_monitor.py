@@ -163,10 +163,11 @@ def test_refused_callback_ends_the_message_instead_of_looping(world: World) -> N
     world.sagemaker.finished.add(TOKEN)  # the step already finished (e.g. a duplicate)
     world.send_callback([job])
 
-    response = handler(world.receive_event(), None, world.runtime())
+    rt = world.runtime()
+    response = handler(world.receive_event(), None, rt)
 
     assert response["batchItemFailures"] == []
-    assert response["decisions"][0]["outcome"] == "refused"
+    assert rt.decisions[0]["outcome"] == "refused"
     assert len(world.sagemaker.calls) == 1  # not retried
 
 
@@ -176,10 +177,11 @@ def test_duplicate_delivery_resolves_the_step_once(world: World) -> None:
     world.send_callback([job])
     event = world.receive_event(expect=2)
 
-    response = handler(event, None, world.runtime())
+    rt = world.runtime()
+    response = handler(event, None, rt)
 
     assert response["batchItemFailures"] == []
-    assert [d["outcome"] for d in response["decisions"]] == ["done", "refused"]
+    assert [d["outcome"] for d in rt.decisions] == ["done", "refused"]
 
 
 def test_deadline_passed_fails_the_step_and_terminates(world: World) -> None:
@@ -294,9 +296,10 @@ def test_reaper_is_inferred_from_a_configured_dlq_url(world: World) -> None:
     event = world.receive_event(queue="dlq")
     world.settings = replace(world.settings, dlq_url=world.dlq_url)
 
-    response = handler(event, None, world.runtime())
+    rt = world.runtime()
+    handler(event, None, rt)
 
-    assert response["decisions"][0]["mode"] == "reaper"
+    assert rt.decisions[0]["mode"] == "reaper"
     assert world.sqs.calls_to("list_dead_letter_source_queues") == []
     assert len(world.sagemaker.failures) == 1
 
@@ -306,7 +309,8 @@ def test_a_live_queue_is_not_mistaken_for_a_dlq(world: World) -> None:
     world.set_job(job, "RUNNING")
     world.send_callback([job])
 
-    response = handler(world.receive_event(), None, world.runtime())
+    rt = world.runtime()
+    response = handler(world.receive_event(), None, rt)
 
-    assert response["decisions"][0]["mode"] == "monitor"
+    assert rt.decisions[0]["mode"] == "monitor"
     assert len(response["batchItemFailures"]) == 1
