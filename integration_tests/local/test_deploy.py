@@ -1,0 +1,86 @@
+"""``batchbridge deploy`` against the local environment: create, no-op redeploy, destroy."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from scripts.deploy import main
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_deploy_twice_then_destroy(
+    local_only: Any, client: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_name = f"bbdeploy{uuid.uuid4().hex[:6]}"
+    common = [
+        "--target",
+        "local",
+        "--endpoint-url",
+        local_only.endpoint,
+        "--region",
+        local_only.region,
+        "--stack-name",
+        stack_name,
+        "--output",
+        "json",
+    ]
+    try:
+        first = _run(capsys, "deploy", *common)
+        outputs = first["stack"]["outputs"]
+        assert first["stack"]["status"] == "created"
+        assert first["pipeline"]["status"] == "created"
+
+        # What the outputs name exists, and the submitter defaults to the created Batch setup.
+        queues = client("batch").describe_job_queues(jobQueues=[outputs["JobQueue"]])
+        assert [q["jobQueueName"] for q in queues["jobQueues"]] == [f"{stack_name}-jobs"]
+        definitions = client("batch").describe_job_definitions(
+            jobDefinitionName=outputs["JobDefinition"], status="ACTIVE"
+        )["jobDefinitions"]
+        assert definitions[0]["containerProperties"]["command"] == [
+            "s3",
+            "cp",
+            "Ref::s3Input",
+            "Ref::s3Output",
+        ]
+        submitter = client("lambda").get_function_configuration(
+            FunctionName=outputs["SubmitterFunctionArn"]
+        )
+        variables = submitter["Environment"]["Variables"]
+        assert variables["BATCHBRIDGE_JOB_QUEUE"] == outputs["JobQueue"]
+        assert variables["BATCHBRIDGE_JOB_DEFINITION"] == outputs["JobDefinition"]
+        queue_url = client("sqs").get_queue_url(QueueName=f"{stack_name}-callbacks")["QueueUrl"]
+        redrive = json.loads(
+            client("sqs").get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
+            )["Attributes"]["RedrivePolicy"]
+        )
+        assert redrive["deadLetterTargetArn"].endswith(f"{stack_name}-callbacks-dlq")
+        described = client("sagemaker").describe_pipeline(PipelineName=stack_name)
+        assert described["RoleArn"] == outputs["PipelineRoleArn"]
+        steps = {s["Name"]: s for s in json.loads(described["PipelineDefinition"])["Steps"]}
+        assert steps["SubmitJobs"]["FunctionArn"] == outputs["SubmitterFunctionArn"]
+        assert steps["WaitForJobs"]["SqsQueueUrl"] == outputs["CallbackQueueUrl"]
+
+        second = _run(capsys, "deploy", *common)
+        assert second["stack"]["status"] == "unchanged"
+        assert second["pipeline"]["status"] == "unchanged"
+        assert second["stack"]["outputs"] == outputs
+    finally:
+        gone = _run(capsys, "destroy", *common)
+    assert gone["stack"]["deleted"] and gone["pipeline"]["deleted"]
+    with pytest.raises(ClientError):
+        client("lambda").get_function_configuration(FunctionName=f"{stack_name}-submitter")
+    with pytest.raises(ClientError):
+        client("cloudformation").describe_stacks(StackName=stack_name)
