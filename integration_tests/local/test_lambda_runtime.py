@@ -623,3 +623,68 @@ def test_health_reports_the_lambda_runtime(local_only: Any) -> None:
     lam = health["services"]["lambda"]
     assert lam["ready"] is True
     assert {"workers_warm", "mappings_polled", "invocations"} <= set(lam)
+
+
+def test_a_function_and_mapping_created_by_cloudformation_are_served(
+    target: Any, queues: Callable[..., tuple[str, str]]
+) -> None:
+    sqs, cfn = target.client("sqs"), target.client("cloudformation")
+    observer, _ = queues()
+    inline = (
+        "import json, os, boto3\n"
+        "sqs = boto3.client('sqs')\n"
+        "def handler(event, context):\n"
+        "    sqs.send_message(QueueUrl=os.environ['OBSERVER_URL'], MessageBody=json.dumps("
+        "{'at': 0, 'event': event}))\n"
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    template = {
+        "Resources": {
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}},
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 5}},
+            "Function": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.11",
+                    "Handler": "index.handler",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"ZipFile": inline},  # inline source, saved as index.py
+                    "Environment": {"Variables": {"OBSERVER_URL": observer}},
+                },
+            },
+            "Mapping": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "FunctionName": {"Ref": "Function"},
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    "BatchSize": 1,
+                },
+            },
+        }
+    }
+    stack = _name("bb-lambda-stack")
+    cfn.create_stack(
+        StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"]
+    )
+    try:
+        cfn.get_waiter("stack_create_complete").wait(
+            StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+        resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+        queue_url = next(
+            r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "Queue"
+        )
+        sqs.send_message(QueueUrl=queue_url, MessageBody="from a stack")
+        records = _records(_observed(sqs, observer, 1, within=10))
+        assert [r["body"] for r in records] == ["from a stack"]
+    finally:
+        cfn.delete_stack(StackName=stack)

@@ -150,7 +150,13 @@ class MappingPoller:
     """Polls one queue for one mapping; up to ``concurrency`` batches in flight."""
 
     def __init__(
-        self, uuid: str, account_id: str, region: str, runtime: Runtime, faults: LambdaFaults
+        self,
+        uuid: str,
+        account_id: str,
+        region: str,
+        runtime: Runtime,
+        faults: LambdaFaults,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.uuid = uuid
         self.account_id = account_id
@@ -160,11 +166,12 @@ class MappingPoller:
         self.batches = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"esm-{uuid[:8]}", daemon=True)
-        self._slots = threading.Semaphore(DEFAULT_CONCURRENCY)
+        self._slots = threading.Semaphore(concurrency)
         self._pool = ThreadPoolExecutor(
-            max_workers=DEFAULT_CONCURRENCY, thread_name_prefix=f"esm-{uuid[:8]}"
+            max_workers=concurrency + 1, thread_name_prefix=f"esm-{uuid[:8]}"
         )
         self._prewarmed = ""
+        self._last_problem = ""
 
     def start(self) -> None:
         self._thread.start()
@@ -200,9 +207,15 @@ class MappingPoller:
             try:
                 if not self._poll_once():
                     continue
-            except Exception:  # a poller must survive anything one cycle throws
-                log.exception("event source mapping %s: poll failed", self.uuid)
+            except Exception as exc:  # a poller must survive anything one cycle throws
+                # A deleted queue or function is reported once, not every second.
+                problem = f"{type(exc).__name__}: {exc}"
+                if problem != self._last_problem:
+                    log.warning("event source mapping %s cannot poll: %s", self.uuid, problem)
+                    self._last_problem = problem
                 self._stop.wait(1.0)
+            else:
+                self._last_problem = ""
 
     def _poll_once(self) -> bool:
         esm = self._mapping()
@@ -335,9 +348,13 @@ class EventSourcePollers:
             if poller.stopped or uuid not in wanted:
                 poller.stop()
                 del self._pollers[uuid]
-        for uuid, (account_id, region, _) in wanted.items():
+        for uuid, (account_id, region, esm) in wanted.items():
             if uuid not in self._pollers:
-                poller = MappingPoller(uuid, account_id, region, self.runtime, self.faults)
+                scaling = esm.scaling_config or {}
+                concurrency = int(scaling.get("MaximumConcurrency") or DEFAULT_CONCURRENCY)
+                poller = MappingPoller(
+                    uuid, account_id, region, self.runtime, self.faults, concurrency
+                )
                 self._pollers[uuid] = poller
                 poller.start()
 
