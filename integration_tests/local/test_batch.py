@@ -688,3 +688,62 @@ def test_health_and_state_report_job_counts(batch: Batch, target: Any) -> None:
         == {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"}
     )
     assert state["executor"] == "process"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "attempts_made", "exit_code", "reason", "status_reason", "retry"),
+    [
+        ({}, 1, 1, None, None, False),  # one attempt by default
+        ({"attempts": 2}, 1, 1, None, None, True),
+        ({"attempts": 2}, 2, 1, None, None, False),
+        (
+            {"attempts": 3, "evaluateOnExit": [{"onExitCode": "1", "action": "EXIT"}]},
+            1,
+            1,
+            None,
+            None,
+            False,
+        ),
+        (
+            {"attempts": 3, "evaluateOnExit": [{"onExitCode": "1", "action": "EXIT"}]},
+            1,
+            2,
+            None,
+            None,
+            True,
+        ),
+        (
+            {
+                "attempts": 3,
+                "evaluateOnExit": [
+                    {"onStatusReason": "Host EC2*", "action": "retry"},
+                    {"onReason": "*", "action": "EXIT"},
+                ],
+            },
+            1,
+            None,
+            None,
+            "Host EC2 (instance i-1) terminated.",
+            True,
+        ),
+        (
+            {"attempts": 3, "evaluateOnExit": [{"onReason": "CannotPull*", "action": "EXIT"}]},
+            1,
+            None,
+            "CannotPullContainerError: x",
+            None,
+            False,
+        ),
+    ],
+)
+def test_retry_strategy_follows_evaluate_on_exit(
+    strategy: dict[str, Any],
+    attempts_made: int,
+    exit_code: int | None,
+    reason: str | None,
+    status_reason: str | None,
+    retry: bool,
+) -> None:
+    from services.batch.retry import should_retry
+
+    assert should_retry(strategy, attempts_made, exit_code, reason, status_reason) is retry
