@@ -690,6 +690,38 @@ def test_health_and_state_report_job_counts(batch: Batch, target: Any) -> None:
     assert state["executor"] == "process"
 
 
+def test_depends_on_holds_a_job_in_pending_until_its_dependency_ends(batch: Batch) -> None:
+    name = f"deps-{uuid.uuid4().hex[:6]}"
+    batch.script(jobNamePrefix=f"{name}-first", durationSeconds=0.5)
+    batch.script(jobNamePrefix=f"{name}-bad", durationSeconds=0, exitCode=2)
+    first = batch.submit(f"{name}-first")
+    bad = batch.submit(f"{name}-bad")
+    after_first = batch.submit(f"{name}-after", dependsOn=[{"jobId": first}])
+    after_bad = batch.submit(f"{name}-never", dependsOn=[{"jobId": bad}])
+
+    assert batch.wait(first, lambda j: j["status"] == "RUNNING")["status"] == "RUNNING"
+    assert batch.describe(after_first)["status"] == "PENDING"
+    done = batch.wait(after_first)
+    assert done["status"] == "SUCCEEDED"
+    assert done["startedAt"] >= batch.describe(first)["stoppedAt"]
+    never = batch.wait(after_bad)
+    assert (never["status"], never["attempts"]) == ("FAILED", [])
+    assert bad in never["statusReason"]
+
+
+def test_a_sequential_array_runs_its_children_one_after_another(batch: Batch) -> None:
+    name = f"seq-{uuid.uuid4().hex[:6]}"
+    batch.script(jobNamePrefix=name, durationSeconds=0.1)
+    parent = batch.wait(
+        batch.submit(name, arrayProperties={"size": 3}, dependsOn=[{"type": "SEQUENTIAL"}])
+    )
+
+    assert parent["status"] == "SUCCEEDED"
+    children = [batch.describe(f"{parent['jobId']}:{i}") for i in range(3)]
+    assert children[1]["startedAt"] >= children[0]["stoppedAt"]
+    assert children[2]["startedAt"] >= children[1]["stoppedAt"]
+
+
 @pytest.mark.parametrize(
     ("strategy", "attempts_made", "exit_code", "reason", "status_reason", "retry"),
     [

@@ -101,6 +101,7 @@ class BatchEngine:
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._top_level: list[Job] = []  # plain jobs and array parents, in submission order
+        self._waiters: dict[str, list[Job]] = {}  # job id → jobs waiting for it to finish
         self.counts: Counter[str] = Counter()
         self._workers = ThreadPoolExecutor(
             max_workers=workers
@@ -198,6 +199,13 @@ class BatchEngine:
                 props[key] = overrides[key]
         retry = request.get("retryStrategy") or definition.retry_strategy or {}
         timeout = request.get("timeout") or definition.timeout or None
+        depends_on = list(request.get("dependsOn") or [])
+        with self._lock:
+            unknown = [
+                d["jobId"] for d in depends_on if d.get("jobId") and d["jobId"] not in self._jobs
+            ]
+        if unknown:
+            raise client_error(f"dependsOn names job(s) Batch does not know: {', '.join(unknown)}")
         job_id = str(uuid.uuid4())
         envs = getattr(queue, "environments", None) or []
         job = Job(
@@ -217,7 +225,7 @@ class BatchEngine:
             retry_strategy=dict(retry),
             timeout=dict(timeout) if timeout else None,
             tags=dict(request.get("tags") or {}),
-            depends_on=list(request.get("dependsOn") or []),
+            depends_on=depends_on,
             created_at=now_ms(),
         )
         with self._lock:
@@ -364,6 +372,8 @@ class BatchEngine:
         self.counts[status] += 1
         if job.terminal:
             job.stopped_at = now_ms()
+            for waiter in self._waiters.pop(job.job_id, []):
+                self.scheduler.call_later(0, self._advance, waiter, PENDING, waiter.dispatches)
         if job.parent is not None:
             self._child_changed(job.parent, job, old)
         if status == RUNNABLE and job.array_size is None:
@@ -397,11 +407,46 @@ class BatchEngine:
                         child = self._jobs[f"{job.job_id}:{index}"]
                         self._advance(child, SUBMITTED, 0)
                 return
+            if expected == PENDING and not self._dependencies_met(job):
+                return
             self._set_status(job, target)
             if target == RUNNING:
                 self._begin_simulated_attempt(job)
             elif target in (PENDING, STARTING):
                 self.scheduler.call_later(self.step, self._advance, job, target, job.dispatches)
+
+    def _dependencies(self, job: Job) -> list[str]:
+        """The job ids ``job`` waits for. An array child inherits its parent's dependencies:
+        N_TO_N on another array means the child of the same index; SEQUENTIAL means the
+        previous child; a plain dependency means the whole job."""
+        parent, index = job.parent, job.array_index
+        if parent is None or index is None:
+            return [d["jobId"] for d in job.depends_on if d.get("jobId")]
+        ids = []
+        for dependency in parent.depends_on:
+            kind, dep_id = dependency.get("type"), dependency.get("jobId")
+            if kind == "SEQUENTIAL":
+                if index > 0:
+                    ids.append(f"{parent.job_id}:{index - 1}")
+            elif kind == "N_TO_N" and dep_id:
+                ids.append(f"{dep_id}:{index}")
+            elif dep_id:
+                ids.append(dep_id)
+        return ids
+
+    def _dependencies_met(self, job: Job) -> bool:
+        """True when every dependency SUCCEEDED. Otherwise the job waits in PENDING for the
+        first unfinished one, or FAILS when one failed, as AWS does."""
+        for dep_id in self._dependencies(job):
+            dependency = self._jobs.get(dep_id)
+            if dependency is None or dependency.status == SUCCEEDED:
+                continue
+            if dependency.status == FAILED:
+                self._set_status(job, FAILED, f"Dependent Job {dep_id} failed")
+                return False
+            self._waiters.setdefault(dep_id, []).append(job)
+            return False
+        return True
 
     def _dispatch(self, job: Job) -> None:
         """The job just entered RUNNABLE: hand its next attempt to a script or an executor."""
