@@ -127,6 +127,8 @@ class Gateway:
         # Buffer the body once so that both our services and moto can read it.
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
+        if not length and environ.get("wsgi.input_terminated"):
+            body = environ["wsgi.input"].read()  # a chunked upload: the server de-chunks it
         environ["wsgi.input"] = io.BytesIO(body)
         request = Request(environ)
         request.get_data(cache=True)

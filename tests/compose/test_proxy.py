@@ -25,6 +25,12 @@ SIGV4 = (
 
 def _echo(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
+    if request.path == "/stream":
+        # No Content-Length: the upstream's server sends it chunked.
+        chunks = (f"part-{i};".encode() * 10_000 for i in range(5))
+        return Response(chunks, 200, content_type="application/octet-stream")(
+            environ, start_response
+        )
     if request.path == "/_localstack/health":
         return Response(json.dumps({"services": {"sqs": "running"}}), 200)(environ, start_response)
     seen = {
@@ -143,6 +149,30 @@ def test_a_signed_request_reaches_the_upstream_unchanged(
     assert seen["headers"]["host"] == upstream.split("//")[1]
     assert seen["headers"]["x-forwarded-host"] == "localhost:4566"
     assert seen["headers"].get("connection") != "keep-alive"
+
+
+def test_a_chunked_upload_reaches_the_upstream_whole(gateway: _GatewayClient) -> None:
+    host, port = gateway.address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(
+            "PUT",
+            "/bucket/key",
+            body=iter([b"first,", b"second"]),
+            headers={"Authorization": SIGV4.format(service="s3")},
+            encode_chunked=True,
+        )
+        seen = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    assert seen["body"] == "first,second"
+    assert "transfer-encoding" not in seen["headers"]
+
+
+def test_a_chunked_answer_streams_back_whole(gateway: _GatewayClient) -> None:
+    response = gateway.get("/stream")
+    assert response.status_code == 200
+    assert response.body == b"".join(f"part-{i};".encode() * 10_000 for i in range(5))
 
 
 def test_unsigned_requests_go_upstream(gateway: _GatewayClient) -> None:
