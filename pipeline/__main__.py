@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         job_queue=args.job_queue,
         job_definition=args.job_definition,
     )
-    print(json.dumps(json.loads(pipeline.definition()), indent=2, sort_keys=True))
+    with warnings.catch_warnings():
+        # "Lambda function won't be updated": right, the stack owns it.
+        warnings.filterwarnings("ignore", message="Lambda function won't be updated")
+        definition = pipeline.definition()
+    print(json.dumps(json.loads(definition), indent=2, sort_keys=True))
     return 0
 
 

@@ -168,9 +168,10 @@ def _batch_network(config: DeployConfig, aws: Aws) -> tuple[list[str], list[str]
         _check_existing_batch(config, aws)
         return [], []
     subnets, groups = list(config.subnets), list(config.security_groups)
+    ec2 = aws.client("ec2")
+    _check_network_ids(ec2, subnets, groups, aws.region)
     if subnets and groups:
         return subnets, groups
-    ec2 = aws.client("ec2")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
     if not vpcs:
         raise DeployError(
@@ -195,6 +196,25 @@ def _batch_network(config: DeployConfig, aws: Aws) -> tuple[list[str], list[str]
             "--subnets and --security-groups"
         )
     return subnets, groups
+
+
+def _check_network_ids(ec2: Any, subnets: list[str], groups: list[str], region: str) -> None:
+    """Given subnets and security groups must exist: a typo found now costs nothing, found
+    by CloudFormation it costs a failed stack."""
+    for ids, describe, key, flag in (
+        (subnets, ec2.describe_subnets, "SubnetIds", "--subnets"),
+        (groups, ec2.describe_security_groups, "GroupIds", "--security-groups"),
+    ):
+        if not ids:
+            continue
+        try:
+            describe(**{key: ids})
+        except ClientError as exc:
+            raise DeployError(
+                f"{flag} {','.join(ids)}: {exc.response['Error'].get('Message', exc)} "
+                f"(region {region}); list yours with `aws ec2 describe-subnets` / "
+                "`aws ec2 describe-security-groups`"
+            ) from None
 
 
 def _check_existing_batch(config: DeployConfig, aws: Aws) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,17 +37,28 @@ def upsert_pipeline(
         sdk=sdk,
     )
     role = outputs["PipelineRoleArn"]
-    wanted = json.loads(pipeline.definition())
+    with _quiet_sdk():
+        wanted = json.loads(pipeline.definition())
     current = _describe(sagemaker_client, name)
     if current is not None:
         same_definition = json.loads(current.get("PipelineDefinition") or "{}") == wanted
         if same_definition and current.get("RoleArn") == role:
             return {"name": name, "arn": current["PipelineArn"], "status": "unchanged"}
-    response = pipeline.upsert(role_arn=role, description=DESCRIPTION)
+    with _quiet_sdk():
+        response = pipeline.upsert(role_arn=role, description=DESCRIPTION)
     arn = response.get("PipelineArn") or (_describe(sagemaker_client, name) or {}).get(
         "PipelineArn", ""
     )
     return {"name": name, "arn": arn, "status": "created" if current is None else "updated"}
+
+
+@contextmanager
+def _quiet_sdk() -> Iterator[None]:
+    # The SDK warns on every definition() that a Lambda given by ARN "won't be updated":
+    # exactly what batchbridge wants (CloudFormation owns the function).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Lambda function won't be updated")
+        yield
 
 
 def delete_pipeline(sagemaker_client: Any, name: str) -> bool:

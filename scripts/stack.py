@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 Say = Callable[[str], None]
 
@@ -138,9 +139,13 @@ def execute(
     seen = {e["EventId"] for e in _events(cfn, stack_name)}
     try:
         cfn.execute_change_set(ChangeSetName=change_set.arn, StackName=stack_name)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        # AWS reports resource failures as stack events; moto fails the request itself (with
+        # the failing service's error as the body) and leaves the stack half made.
         raise StackError(
-            f"executing the change set failed: {exc}{_failed_events_text(cfn, stack_name)}"
+            f"executing the change set failed: {exc}{_failed_events_text(cfn, stack_name)}\n"
+            "Fix the setting it names, run `batchbridge destroy` (the stack may be left "
+            "half-created), and deploy again."
         ) from exc
     deadline = time.monotonic() + timeout
     poll = 0.2

@@ -84,3 +84,26 @@ def test_deploy_twice_then_destroy(
         client("lambda").get_function_configuration(FunctionName=f"{stack_name}-submitter")
     with pytest.raises(ClientError):
         client("cloudformation").describe_stacks(StackName=stack_name)
+
+
+def test_missing_network_or_batch_resources_fail_before_anything_is_made(
+    local_only: Any, client: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_name = f"bbrefused{uuid.uuid4().hex[:6]}"
+    common = ["--target", "local", "--endpoint-url", local_only.endpoint, "--region"]
+    common += [local_only.region, "--stack-name", stack_name]
+
+    assert (
+        main(
+            ["deploy", *common, "--subnets", "subnet-0000beef", "--security-groups", "sg-0000beef"]
+        )
+        == 1
+    )
+    assert "subnet-0000beef" in capsys.readouterr().err
+
+    existing = ["--batch-resources", "existing", "--job-queue", "no-such-queue"]
+    assert main(["deploy", *common, *existing, "--job-definition", "no-such-def"]) == 1
+    assert "job queue 'no-such-queue' does not exist" in capsys.readouterr().err
+
+    with pytest.raises(ClientError, match="does not exist"):
+        client("cloudformation").describe_stacks(StackName=stack_name)
