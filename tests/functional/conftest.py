@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from aws_world import REGION, FakeSageMaker, Recorder, World
 from moto import mock_aws
 
+from lambdas.aws import CLIENT_CONFIG
 from lambdas.monitor import act
+
+
+@functools.cache
+def _client(service: str) -> Any:
+    # boto3 clients are slow to build (~0.1 s each) and moto intercepts any client made after
+    # it was imported, so one client per service serves every test; mock_aws resets the state.
+    return boto3.client(
+        service,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=CLIENT_CONFIG,
+    )
 
 
 @pytest.fixture
@@ -24,11 +40,11 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     act._dlq_urls.clear()
     act._is_dlq.clear()
     with mock_aws(config={"batch": {"use_docker": False}, "lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
+        iam = _client("iam")
         role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"][
             "Arn"
         ]
-        batch = boto3.client("batch", region_name=REGION)
+        batch = _client("batch")
         env = batch.create_compute_environment(
             computeEnvironmentName="batchbridge-ce",
             type="UNMANAGED",
@@ -53,7 +69,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                 "command": ["true"],
             },
         )
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = _client("sqs")
         dlq_url = sqs.create_queue(QueueName="batchbridge-callbacks-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
