@@ -73,9 +73,14 @@ def handle_record(record: SQSRecord, rt: Runtime) -> str:
     try:
         base["mode"] = MODE_REAPER if _is_reaper(record, rt) else MODE_MONITOR
     except Exception as exc:
-        error = f"cannot tell whether the source queue is a DLQ: {type(exc).__name__}: {exc}"
-        log.exception("decision", extra={**base, "outcome": REQUEUED, "error": error})
-        return _record(base, REQUEUED, rt=rt, log_it=False, error=error)
+        # E.g. no sqs:ListDeadLetterSourceQueues permission. Monitoring a dead-lettered message
+        # as a live one still resolves its step, so don't let this block the work.
+        base["mode"] = MODE_MONITOR
+        log.warning(
+            "cannot tell whether the source queue is a DLQ; set BATCHBRIDGE_MODE or "
+            "BATCHBRIDGE_DLQ_URL",
+            extra={**base, "error": f"{type(exc).__name__}: {exc}"},
+        )
     try:
         message = parse_callback_message(record.get("body", ""))
     except MessageParseError as exc:

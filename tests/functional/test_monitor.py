@@ -314,3 +314,16 @@ def test_a_live_queue_is_not_mistaken_for_a_dlq(world: World) -> None:
 
     assert rt.decisions[0]["mode"] == "monitor"
     assert len(response["batchItemFailures"]) == 1
+
+
+def test_a_failing_dlq_check_does_not_block_the_work(world: World) -> None:
+    (job,) = world.submit(1)
+    world.send_callback([job])
+    world.sqs.fail_next("list_dead_letter_source_queues", 1, code="AccessDenied", status=403)
+    rt = world.runtime()
+
+    response = handler(world.receive_event(), None, rt)
+
+    assert response["batchItemFailures"] == []
+    assert rt.decisions[0]["mode"] == "monitor"
+    assert len(world.sagemaker.successes) == 1
