@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from lambdas.contracts import (
     SUCCEEDED,
 )
 from services.batch.executors import Executor, Outcome, RunSpec, cannot_start
+from services.batch.listing import client_error, filter_predicate, page_offset
 from services.batch.logs import LogWriter, stream_name
 from services.batch.model import (
     ARRAY_CHILD_FAILED,
@@ -43,34 +42,18 @@ from services.batch.model import (
 from services.batch.retry import should_retry
 from services.batch.scheduler import Scheduler
 from services.batch.scripts import ScriptedOutcome, Scripts
-from services.protocol import AwsError
+from services.batch.submission import array_size, build_job, job_environment
 
 log = logging.getLogger("batchbridge.batch")
 
 DEFAULT_STEP_SECONDS = 0.05
 DEFAULT_WORKERS = 8
-_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_REF = re.compile(r"^Ref::(.+)$")
 MAX_DESCRIBE = 100
-
-
-def client_error(message: str) -> AwsError:
-    return AwsError("ClientException", message, 400)
 
 
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
-
-
-def substitute(command: list[str], parameters: dict[str, str]) -> list[str]:
-    """Replace each argument that is exactly ``Ref::name`` by that parameter, as AWS does; an
-    argument naming no known parameter is passed through unchanged."""
-    out = []
-    for arg in command:
-        match = _REF.match(arg)
-        out.append(parameters[match.group(1)] if match and match.group(1) in parameters else arg)
-    return out
 
 
 class BatchEngine:
@@ -135,103 +118,19 @@ class BatchEngine:
     def ready(self) -> bool:
         return self._started
 
-    # --- moto's control plane ---------------------------------------------------------------
-
-    def _backend(self, region: str) -> Any:
-        from moto.batch.models import batch_backends
-
-        return batch_backends[self.account_id][region]
-
-    def _resolve(self, region: str, queue_ref: str, definition_ref: str) -> tuple[Any, Any]:
-        backend = self._backend(region)
-        queue = backend.get_job_queue(queue_ref)
-        if queue is None:
-            raise client_error(
-                f"Job queue {queue_ref} does not exist in {region}. Create it first "
-                "(CreateJobQueue or AWS::Batch::JobQueue)."
-            )
-        if queue.state != "ENABLED":
-            raise client_error(f"Job queue {queue_ref} is {queue.state}, not ENABLED")
-        try:
-            definition = backend.get_job_definition(definition_ref)
-        except ValueError:  # "name:notanumber"
-            definition = None
-        if definition is None or definition.status != "ACTIVE":
-            raise client_error(
-                f"Job definition {definition_ref} does not exist or is not ACTIVE in {region}. "
-                "Use its name, name:revision or ARN (RegisterJobDefinition or "
-                "AWS::Batch::JobDefinition)."
-            )
-        if definition.container_properties is None:
-            raise client_error(
-                f"Job definition {definition_ref} has no containerProperties; batchbridge's "
-                "local Batch runs container jobs only (not multi-node or EKS)."
-            )
-        return queue, definition
-
     # --- the API ----------------------------------------------------------------------------
 
     def submit_job(self, request: dict[str, Any], region: str) -> dict[str, Any]:
-        name = str(request.get("jobName") or "")
-        if not _JOB_NAME.match(name):
-            raise client_error(
-                f"jobName {name!r} is invalid: up to 128 letters, numbers, hyphens and "
-                "underscores, starting with a letter or number"
-            )
-        if not request.get("jobQueue") or not request.get("jobDefinition"):
-            raise client_error("SubmitJob needs jobQueue and jobDefinition")
-        queue, definition = self._resolve(region, request["jobQueue"], request["jobDefinition"])
-        size = (request.get("arrayProperties") or {}).get("size")
-        if size is not None and not 2 <= int(size) <= 10_000:
-            raise client_error(f"arrayProperties.size must be between 2 and 10,000, not {size}")
-        props: dict[str, Any] = dict(definition.container_properties)
-        overrides = request.get("containerOverrides") or {}
-        parameters = {**(definition.parameters or {}), **(request.get("parameters") or {})}
-        command = substitute(
-            list(overrides.get("command") or props.get("command") or []), parameters
-        )
-        environment = {e["name"]: e.get("value", "") for e in props.get("environment") or []}
-        environment.update(
-            {e["name"]: e.get("value", "") for e in overrides.get("environment") or []}
-        )
-        for key in ("vcpus", "memory", "instanceType", "resourceRequirements"):
-            if overrides.get(key) is not None:
-                props[key] = overrides[key]
-        retry = request.get("retryStrategy") or definition.retry_strategy or {}
-        timeout = request.get("timeout") or definition.timeout or None
-        depends_on = list(request.get("dependsOn") or [])
+        job = build_job(request, region, self.account_id, _moto_batch(self.account_id, region))
         with self._lock:
-            unknown = [
-                d["jobId"] for d in depends_on if d.get("jobId") and d["jobId"] not in self._jobs
-            ]
+            unknown = [d for d in self._dependencies(job) if d not in self._jobs]
         if unknown:
             raise client_error(f"dependsOn names job(s) Batch does not know: {', '.join(unknown)}")
-        job_id = str(uuid.uuid4())
-        envs = getattr(queue, "environments", None) or []
-        job = Job(
-            job_id=job_id,
-            job_arn=f"arn:aws:batch:{region}:{self.account_id}:job/{job_id}",
-            name=name,
-            queue_arn=queue.arn,
-            queue_name=queue.name,
-            compute_environment=envs[0].name if envs else "",
-            definition_arn=definition.arn,
-            definition_name=definition.name,
-            image=str(props.get("image", "")),
-            command=command,
-            environment=[{"name": k, "value": v} for k, v in environment.items()],
-            parameters=parameters,
-            container_properties=props,
-            retry_strategy=dict(retry),
-            timeout=dict(timeout) if timeout else None,
-            tags=dict(request.get("tags") or {}),
-            depends_on=depends_on,
-            created_at=now_ms(),
-        )
+        size = array_size(request)
         with self._lock:
             self._add(job)
             if size is not None:
-                self._add_children(job, int(size))
+                self._add_children(job, size)
         self.scheduler.call_later(self.step, self._advance, job, SUBMITTED, 0)
         return {"jobArn": job.job_arn, "jobName": job.name, "jobId": job.job_id}
 
@@ -279,9 +178,9 @@ class BatchEngine:
         filters = request.get("filters") or []
         # AWS: with filters, jobStatus is ignored; without, it defaults to RUNNING.
         status = None if filters else (request.get("jobStatus") or RUNNING)
-        predicates = [_filter_predicate(f) for f in filters]
+        predicates = [filter_predicate(f) for f in filters]
         max_results = max(1, min(1000, int(request.get("maxResults") or 100)))
-        start = _offset(request.get("nextToken"))
+        start = page_offset(request.get("nextToken"))
         with self._lock:
             if array_id:
                 parent = self._jobs.get(array_id)
@@ -483,8 +382,7 @@ class BatchEngine:
 
     def _begin_simulated_attempt(self, job: Job) -> None:
         attempt = self._new_attempt(job)
-        if job.parent is not None:
-            self._child_changed_started(job)
+        self._child_changed_started(job)
         outcome = self._script(job, attempt.number) or ScriptedOutcome(
             duration_seconds=env_float("BATCHBRIDGE_BATCH_SIMULATE_SECONDS", 0.1)
         )
@@ -547,25 +445,7 @@ class BatchEngine:
             kill()
 
     def _run_spec(self, job: Job, attempt: Attempt) -> RunSpec:
-        env = {e["name"]: e["value"] for e in job.environment}
-        env.update(
-            {
-                "AWS_BATCH_JOB_ID": job.job_id,
-                "AWS_BATCH_JQ_NAME": job.queue_name,
-                "AWS_BATCH_CE_NAME": job.compute_environment,
-                "AWS_BATCH_JOB_ATTEMPT": str(attempt.number),
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_REGION": self.region,
-                # Keep a host's ~/.aws config (profiles, real endpoints) out of local jobs.
-                "AWS_CONFIG_FILE": os.devnull,
-                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            }
-        )
-        if job.array_index is not None:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+        env = job_environment(job, attempt.number, self.endpoint, self.region)
         return RunSpec(job.job_id, attempt.number, job.image, list(job.command), env)
 
     def _time_out(self, job: Job, attempt: Attempt) -> None:
@@ -617,51 +497,8 @@ class BatchEngine:
             }
 
 
-def _offset(token: Any) -> int:
-    if not token:
-        return 0
-    try:
-        return max(0, int(str(token).removeprefix("bb:")))
-    except ValueError as exc:
-        raise client_error(f"nextToken {token!r} is not one this service returned") from exc
+def _moto_batch(account_id: str, region: str) -> Any:
+    """moto's Batch backend: the queues, definitions and compute environments users created."""
+    from moto.batch.models import batch_backends
 
-
-def _name_glob(pattern: str) -> Callable[[str], bool]:
-    """ListJobs filter values: case-insensitive, with an optional trailing ``*``."""
-    lowered = pattern.lower()
-    if lowered.endswith("*"):
-        return lambda value: value.lower().startswith(lowered[:-1])
-    return lambda value: value.lower() == lowered
-
-
-def _filter_predicate(spec: dict[str, Any]) -> Callable[[Job], bool]:
-    name = spec.get("name")
-    values = spec.get("values") or []
-    if not values:
-        raise client_error(f"ListJobs filter {name!r} needs one value")
-    value = str(values[0])
-    if name == "JOB_NAME":
-        match = _name_glob(value)
-        return lambda job: match(job.name)
-    if name == "JOB_DEFINITION":
-        match = _name_glob(value)
-        return lambda job: any(
-            match(v)
-            for v in (
-                job.definition_arn,
-                job.definition_name,
-                job.definition_arn.rsplit("/", 1)[-1],
-            )
-        )
-    if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT"):
-        try:
-            limit = int(value)
-        except ValueError as exc:
-            raise client_error(f"{name} takes epoch milliseconds, not {value!r}") from exc
-        if name == "BEFORE_CREATED_AT":
-            return lambda job: job.created_at < limit
-        return lambda job: job.created_at > limit
-    raise client_error(
-        f"ListJobs filter name {name!r} is not one of JOB_NAME, JOB_DEFINITION, "
-        "BEFORE_CREATED_AT, AFTER_CREATED_AT"
-    )
+    return batch_backends[account_id][region]

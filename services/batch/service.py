@@ -12,7 +12,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from services.batch.engine import BatchEngine, client_error
+from services.batch.engine import BatchEngine
+from services.batch.listing import client_error
 from services.batch.scripts import parse_script
 from services.protocol import AwsError, json_body, json_response
 
