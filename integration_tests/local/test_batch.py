@@ -343,7 +343,7 @@ def test_a_ten_thousand_child_array_job_and_fast_describe(batch: Batch) -> None:
 
     started = time.monotonic()
     batch.client.describe_jobs(jobs=[f"{parent_id}:{i}" for i in range(0, 10_000, 100)])
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
     parent = batch.wait(parent_id, seconds=30)
     assert parent["status"] == "SUCCEEDED"
     assert parent["arrayProperties"]["statusSummary"]["SUCCEEDED"] == 10_000
