@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
-from lambdas.contracts import CallbackMessage
+from lambdas.contracts import CallbackMessage, queue_url_from_arn
 from lambdas.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -93,11 +93,11 @@ def terminate_jobs(
 
 
 def change_visibility(
-    sqs: SQSClient, queue_url: str, receipt_handle: str, seconds: int, retry: RetryPolicy
+    sqs: SQSClient, url: str, receipt_handle: str, seconds: int, retry: RetryPolicy
 ) -> None:
     retry.call(
         sqs.change_message_visibility,
-        QueueUrl=queue_url,
+        QueueUrl=url,
         ReceiptHandle=receipt_handle,
         VisibilityTimeout=seconds,
     )
@@ -116,23 +116,18 @@ def send_to_dlq(sqs: SQSClient, dlq_url: str, body: str, why: str, retry: RetryP
 
 # --- queue discovery (cached per container: queue URLs and redrive policies do not move) ----
 
-_queue_urls: dict[tuple[str, str], str] = {}
 _dlq_urls: dict[tuple[str, str], str | None] = {}
 _is_dlq: dict[tuple[str, str], bool] = {}
 
 
-def queue_url(sqs: SQSClient, queue_arn: str, retry: RetryPolicy) -> str:
-    """The URL of the queue ``arn:aws:sqs:REGION:ACCOUNT:NAME`` on this client's endpoint."""
-    key = (sqs.meta.endpoint_url, queue_arn)
-    if key not in _queue_urls:
-        parts = queue_arn.split(":")
-        if len(parts) != 6 or parts[2] != "sqs":
-            raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
-        response = retry.call(
-            sqs.get_queue_url, QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
-        )
-        _queue_urls[key] = response["QueueUrl"]
-    return _queue_urls[key]
+def queue_url(sqs: SQSClient, queue_arn: str) -> str:
+    """The URL of the queue ``arn:aws:sqs:REGION:ACCOUNT:NAME`` on this client's endpoint.
+
+    Built from the ARN rather than asked with GetQueueUrl: the URL's form is fixed
+    (``{endpoint}/{account}/{name}``, for AWS, LocalStack and moto alike) and the Lambda
+    then needs no sqs:GetQueueUrl permission.
+    """
+    return queue_url_from_arn(queue_arn, sqs.meta.endpoint_url)
 
 
 def dead_letter_queue_arn(sqs: SQSClient, source_url: str, retry: RetryPolicy) -> str | None:
@@ -155,8 +150,8 @@ def dead_letter_queue_url(
         return configured
     key = (sqs.meta.endpoint_url, source_arn)
     if key not in _dlq_urls:
-        target = dead_letter_queue_arn(sqs, queue_url(sqs, source_arn, retry), retry)
-        _dlq_urls[key] = queue_url(sqs, target, retry) if target else None
+        target = dead_letter_queue_arn(sqs, queue_url(sqs, source_arn), retry)
+        _dlq_urls[key] = queue_url(sqs, target) if target else None
     return _dlq_urls[key]
 
 
@@ -168,7 +163,7 @@ def is_dead_letter_queue(sqs: SQSClient, queue_arn: str, retry: RetryPolicy) -> 
     """
     key = (sqs.meta.endpoint_url, queue_arn)
     if key not in _is_dlq:
-        url = queue_url(sqs, queue_arn, retry)
+        url = queue_url(sqs, queue_arn)
         response = retry.call(sqs.list_dead_letter_source_queues, QueueUrl=url, MaxResults=1)
         _is_dlq[key] = bool(response.get("queueUrls"))
     return _is_dlq[key]

@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from lambdas.aws import CLIENT_CONFIG
 from lambdas.contracts import SubmitterResult, join_job_ids
@@ -91,7 +92,16 @@ def _already_submitted(batch: BatchClient, plan: SubmitPlan, retry: RetryPolicy)
         }
         if token:
             kwargs["nextToken"] = token
-        page = retry.call(batch.list_jobs, **kwargs)
+        try:
+            page = retry.call(batch.list_jobs, **kwargs)
+        except ClientError as exc:
+            if not exc.response.get("Error", {}).get("Code", "").startswith("AccessDenied"):
+                raise
+            raise SubmitError(
+                "the submitter may not call batch:ListJobs, which it needs to find the jobs an "
+                "earlier run of this step submitted; grant batch:ListJobs (Resource '*') to its "
+                "role, or drop the 'execution_id' input to submit without that check"
+            ) from exc
         for summary in page.get("jobSummaryList", []):
             name, job_id = summary["jobName"], summary["jobId"]
             # Array children share the parent's name; their ids are "<parent>:<index>".

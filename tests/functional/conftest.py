@@ -36,7 +36,6 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    act._queue_urls.clear()
     act._dlq_urls.clear()
     act._is_dlq.clear()
     with mock_aws(config={"batch": {"use_docker": False}, "lambda": {"use_docker": False}}):

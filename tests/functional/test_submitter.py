@@ -221,3 +221,10 @@ def test_defaults_come_from_the_environment(world: World, monkeypatch: pytest.Mo
     )
     assert result["jobCount"] == "3"
     assert Settings.from_env().job_queue == world.job_queue
+
+
+def test_missing_list_jobs_permission_is_explained_before_any_submit(world: World) -> None:
+    world.batch.fail_next("list_jobs", 1, code="AccessDeniedException", status=403)
+    with pytest.raises(SubmitError, match="grant batch:ListJobs"):
+        submit(world, load_event("submitter_execution.json"))
+    assert world.batch.calls_to("submit_job") == []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from lambdas.logs import JsonFormatter
-from lambdas.monitor.act import CALLBACK_REFUSED_CODES, client_request_token
+from lambdas.monitor.act import CALLBACK_REFUSED_CODES, client_request_token, queue_url
 from lambdas.monitor.model import JobSnapshot
 from lambdas.retry import NO_WAIT_RETRY, is_transient
 
@@ -128,3 +129,24 @@ def test_json_formatter_puts_extra_fields_on_one_line() -> None:
     line = JsonFormatter().format(record)
     assert "\n" not in line
     assert json.loads(line)["decision"] == "WAIT"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "url"),
+    [
+        (
+            "https://sqs.eu-west-1.amazonaws.com",
+            "https://sqs.eu-west-1.amazonaws.com/111122223333/cb",
+        ),
+        ("http://127.0.0.1:4566", "http://127.0.0.1:4566/111122223333/cb"),
+    ],
+)
+def test_queue_url_is_built_from_the_arn_on_the_clients_endpoint(endpoint: str, url: str) -> None:
+    sqs = boto3.client(
+        "sqs",
+        region_name="eu-west-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    assert queue_url(sqs, "arn:aws:sqs:eu-west-1:111122223333:cb") == url
