@@ -26,7 +26,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from scripts import package, stack
+from scripts import batch_api, package, stack
 from scripts.deploy_config import ConfigError, DeployConfig, add_arguments, from_args
 from scripts.pipeline_sync import delete_pipeline, upsert_pipeline
 
@@ -120,7 +120,19 @@ def deploy(config: DeployConfig, aws: Aws) -> dict[str, Any]:
 
     cfn = aws.client("cloudformation")
     template = TEMPLATE.read_text()
-    parameters = config.template_parameters(bucket, key, subnets, groups)
+    batch_names = None
+    if config.batch_resources == "api":
+        made = batch_api.ensure(
+            aws.client("batch"),
+            aws.client("iam"),
+            config.stack_name,
+            subnets=subnets,
+            security_groups=groups,
+            max_vcpus=config.max_vcpus,
+            say=say,
+        )
+        batch_names = (made.job_queue, made.job_definition)
+    parameters = config.template_parameters(bucket, key, subnets, groups, batch_names)
     change_set = stack.create_change_set(
         cfn, config.stack_name, template, parameters, say=say, timeout=config.timeout
     )
@@ -298,6 +310,9 @@ def destroy(config: DeployConfig, aws: Aws) -> dict[str, Any]:
     say(f"pipeline {pipeline_name!r}: {'deleted' if pipeline_deleted else 'not found'}")
     stack_deleted = stack.delete(cfn, config.stack_name, say=say, timeout=config.timeout)
     say(f"stack {config.stack_name!r}: {'deleted' if stack_deleted else 'not found'}")
+    if config.local:
+        # What --batch-resources api made (tagged with the stack's name), if anything.
+        batch_api.remove(aws.client("batch"), aws.client("iam"), config.stack_name, say=say)
     removed = _remove_artifacts(aws, _artifact_bucket(account, aws.region), config.stack_name)
     return {
         "target": config.target,
@@ -352,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         config.validate()
         aws = Aws(config)
         result = deploy(config, aws) if config.command == "deploy" else destroy(config, aws)
-    except (ConfigError, DeployError, stack.StackError) as exc:
+    except (ConfigError, DeployError, stack.StackError, batch_api.BatchSetupError) as exc:
         print(f"batchbridge {config.command}: {exc}", file=sys.stderr)
         return 1
     except NoRegionError:

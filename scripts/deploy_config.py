@@ -34,7 +34,7 @@ class DeployConfig:
     endpoint_url: str | None = None
     output: str = "text"
     pipeline_name: str | None = None
-    batch_resources: str = "cfn"  # cfn | existing
+    batch_resources: str = "cfn"  # cfn | existing | api
     job_queue: str | None = None
     job_definition: str | None = None
     subnets: list[str] = field(default_factory=list)
@@ -124,14 +124,26 @@ class DeployConfig:
                 "--job-queue/--job-definition name existing Batch resources: add "
                 "--batch-resources existing, or drop them to let the stack create its own"
             )
+        if self.batch_resources == "api" and not self.local:
+            problems.append(
+                "--batch-resources api is for local endpoints whose CloudFormation ignores "
+                "AWS::Batch::* (docker compose); on AWS use cfn or existing"
+            )
         if self.lambda_endpoint_url and not self.local:
             problems.append("--lambda-endpoint-url only makes sense with --target local")
         return problems
 
     def template_parameters(
-        self, code_bucket: str, code_key: str, subnets: list[str], security_groups: list[str]
+        self,
+        code_bucket: str,
+        code_key: str,
+        subnets: list[str],
+        security_groups: list[str],
+        batch_names: tuple[str, str] | None = None,
     ) -> dict[str, str]:
+        """``batch_names`` (job queue, job definition) made outside the stack (api mode)."""
         create = self.batch_resources == "cfn"
+        queue, definition = batch_names or (self.job_queue, self.job_definition)
         params = {
             "PipelineName": self.pipeline,
             "CodeBucket": code_bucket,
@@ -149,8 +161,8 @@ class DeployConfig:
             "MaxvCpus": str(self.max_vcpus),
             # moto's Batch insists on a ServiceRole; AWS prefers its service-linked role.
             "UseServiceLinkedBatchRole": "false" if self.local else "true",
-            "JobQueueName": "" if create else str(self.job_queue),
-            "JobDefinitionName": "" if create else str(self.job_definition),
+            "JobQueueName": "" if create else str(queue),
+            "JobDefinitionName": "" if create else str(definition),
             "DataBucketName": self.data_bucket or "",
             "BatchEndpointUrl": self.lambda_endpoint_url or "",
             "SageMakerEndpointUrl": self.lambda_endpoint_url or "",
@@ -175,10 +187,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-name", help="SageMaker pipeline name (default: stack name)")
     parser.add_argument(
         "--batch-resources",
-        choices=("cfn", "existing"),
+        choices=("cfn", "existing", "api"),
         default="cfn",
         help="cfn: the stack creates a Fargate compute environment, job queue and the copy job "
-        "definition; existing: use --job-queue and --job-definition",
+        "definition; existing: use --job-queue and --job-definition; api (local only): create "
+        "them through the Batch API, for endpoints whose CloudFormation ignores AWS::Batch::*",
     )
     parser.add_argument("--job-queue", help="existing job queue name")
     parser.add_argument("--job-definition", help="existing job definition name")

@@ -107,3 +107,38 @@ def test_missing_network_or_batch_resources_fail_before_anything_is_made(
 
     with pytest.raises(ClientError, match="does not exist"):
         client("cloudformation").describe_stacks(StackName=stack_name)
+
+
+def test_batch_resources_through_the_api_for_endpoints_whose_cfn_ignores_batch(
+    local_only: Any, client: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # docker compose: LocalStack's CloudFormation ignores AWS::Batch::*, so deploy makes them.
+    stack_name = f"bbapi{uuid.uuid4().hex[:6]}"
+    common = ["--target", "local", "--endpoint-url", local_only.endpoint, "--region"]
+    common += [local_only.region, "--stack-name", stack_name, "--output", "json"]
+    try:
+        first = _run(capsys, "deploy", *common, "--batch-resources", "api")
+        outputs = first["stack"]["outputs"]
+        assert outputs["JobQueue"] == f"{stack_name}-jobs"
+        queue = client("batch").describe_job_queues(jobQueues=[outputs["JobQueue"]])
+        assert queue["jobQueues"][0]["state"] == "ENABLED"
+        submitter = client("lambda").get_function_configuration(
+            FunctionName=outputs["SubmitterFunctionArn"]
+        )
+        assert (
+            submitter["Environment"]["Variables"]["BATCHBRIDGE_JOB_QUEUE"] == f"{stack_name}-jobs"
+        )
+        again = _run(capsys, "deploy", *common, "--batch-resources", "api")
+        assert again["stack"]["status"] == "unchanged"
+    finally:
+        _run(capsys, "destroy", *common)
+    batch = client("batch")
+    assert batch.describe_job_queues(jobQueues=[f"{stack_name}-jobs"])["jobQueues"] == []
+    assert (
+        batch.describe_compute_environments(computeEnvironments=[f"{stack_name}-fargate"])[
+            "computeEnvironments"
+        ]
+        == []
+    )
+    with pytest.raises(ClientError):
+        client("iam").get_role(RoleName=f"{stack_name}-batch-service")
