@@ -292,6 +292,25 @@ def test_concurrent_invocations_each_get_a_worker(target: Any, deploy: Callable[
     assert time.monotonic() - started < 3.5  # in parallel, not 4 s one after another
 
 
+def test_updated_code_and_configuration_take_effect(
+    target: Any, deploy: Callable[..., str]
+) -> None:
+    lam = target.client("lambda")
+    name = deploy("echo", env={"GREETING": "before"})
+    assert _payload(lam.invoke(FunctionName=name))["greeting"] == "before"
+
+    lam.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {"GREETING": "after"}}
+    )
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    assert _payload(lam.invoke(FunctionName=name))["greeting"] == "after"
+
+    new_code = HANDLERS.replace('"greeting": os.environ.get("GREETING")', '"greeting": "new code"')
+    lam.update_function_code(FunctionName=name, ZipFile=_zip(new_code))
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    assert _payload(lam.invoke(FunctionName=name))["greeting"] == "new code"
+
+
 def test_an_unknown_function_is_not_found(target: Any) -> None:
     lam = target.client("lambda")
     with pytest.raises(lam.exceptions.ResourceNotFoundException):

@@ -25,6 +25,8 @@ log = logging.getLogger("batchbridge.lambda.esm")
 
 #: How often the supervisor re-reads the mappings (enable/disable/delete take effect this fast).
 CYCLE_SECONDS = 0.2
+#: Every this many cycles, warm workers of deleted or changed functions are stopped.
+REAP_EVERY_CYCLES = 5
 #: How long a poller waits on an empty queue before looking at its mapping again.
 IDLE_WAIT_SECONDS = 0.1
 #: Concurrent batches per mapping when ScalingConfig.MaximumConcurrency is not set.
@@ -335,9 +337,13 @@ class EventSourcePollers:
         self._pollers.clear()
 
     def _run(self) -> None:
+        cycle = 0
         while not self._stop.is_set():
             try:
                 self.reconcile()
+                cycle += 1
+                if cycle % REAP_EVERY_CYCLES == 0:
+                    self.runtime.reap()
             except Exception:
                 log.exception("reading event source mappings failed")
             self._stop.wait(CYCLE_SECONDS)

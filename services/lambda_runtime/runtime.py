@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 
 from services.lambda_runtime.faults import LambdaFaults
-from services.lambda_runtime.functions import CodeStore, FunctionSpec
+from services.lambda_runtime.functions import CodeStore, FunctionSpec, lookup
 from services.lambda_runtime.logs import LogShipper
 from services.lambda_runtime.workers import Outcome, Worker
 from services.protocol import AwsError
@@ -24,6 +24,18 @@ log = logging.getLogger("batchbridge.lambda.runtime")
 
 #: An idle worker older than this is stopped (AWS recycles idle sandboxes too).
 IDLE_SECONDS = 600.0
+#: Warm workers kept at most, over all functions (each is a Python process with boto3).
+MAX_IDLE_WORKERS = 24
+
+
+def _current_fingerprint(spec: FunctionSpec) -> str | None:
+    """The fingerprint of the function as moto has it now; None once it is deleted."""
+    _, _, _, region, account_id, *_ = spec.arn.split(":")
+    qualifier = None if spec.version == "$LATEST" else spec.version
+    try:
+        return lookup(account_id, region, spec.name, qualifier).fingerprint
+    except AwsError:
+        return None
 
 
 class Runtime:
@@ -83,7 +95,7 @@ class Runtime:
             now = time.monotonic()
             for fingerprint, workers in list(self._idle.items()):
                 for candidate in list(workers):
-                    outdated = candidate.spec.name == spec.name and fingerprint != spec.fingerprint
+                    outdated = candidate.spec.arn == spec.arn and fingerprint != spec.fingerprint
                     if outdated or not candidate.alive or now - candidate.idle_since > IDLE_SECONDS:
                         workers.remove(candidate)
                         stale.append(candidate)
@@ -116,6 +128,31 @@ class Runtime:
             self._release(self._acquire(spec))
         except AwsError as err:
             log.warning("not pre-warming %s: %s", spec.name, err.message)
+
+    def reap(self) -> None:
+        """Stop idle workers whose function was deleted or changed, and the oldest beyond
+        :data:`MAX_IDLE_WORKERS`, so that a long session does not pile up processes."""
+        with self._lock:
+            idle = [w for pool in self._idle.values() for w in pool]
+        current: dict[str, str | None] = {}
+        doomed = []
+        for worker in idle:
+            spec = worker.spec
+            if spec.arn not in current:
+                current[spec.arn] = _current_fingerprint(spec)
+            if current[spec.arn] != spec.fingerprint:
+                doomed.append(worker)
+        keep = sorted((w for w in idle if w not in doomed), key=lambda w: w.idle_since)
+        doomed += keep[: max(0, len(keep) - MAX_IDLE_WORKERS)]
+        stopped = []
+        with self._lock:
+            for worker in doomed:
+                pool = self._idle.get(worker.spec.fingerprint, [])
+                if worker in pool:  # not taken for an invocation meanwhile
+                    pool.remove(worker)
+                    stopped.append(worker)
+        for worker in stopped:
+            worker.kill()
 
     # --- invoking ----------------------------------------------------------------------
 
