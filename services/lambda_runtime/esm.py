@@ -47,7 +47,7 @@ def neutralise_moto_invoke_on_send() -> None:
 
     if isinstance(Queue.__dict__.get("lambda_event_source_mappings"), property):
         return
-    Queue.lambda_event_source_mappings = property(  # type: ignore[assignment,method-assign]
+    Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
         lambda self: {}, lambda self, value: None
     )
 
@@ -247,7 +247,8 @@ class MappingPoller:
         from moto.sqs.models import sqs_backends
 
         _, _, _, region, account, name = esm.event_source_arn.split(":")
-        backend = dict.__getitem__(dict.__getitem__(sqs_backends, account), region)
+        accounts: Any = sqs_backends
+        backend = dict.__getitem__(dict.__getitem__(accounts, account), region)
         return backend, backend.get_queue(name)
 
     def _receive(self, esm: Any) -> list[Any]:

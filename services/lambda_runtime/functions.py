@@ -56,9 +56,9 @@ class FunctionSpec:
 def lambda_backend_dict() -> Any:
     """moto's Lambda backends in use: with use_docker off, moto keeps functions in its
     "simple" backend (``moto.awslambda.utils.get_backend`` chooses the same way)."""
-    from moto.core.models import default_user_config
+    from moto.core import config as moto_config
 
-    if default_user_config.get("lambda", {}).get("use_docker", True) is False:
+    if moto_config.default_user_config.get("lambda", {}).get("use_docker", True) is False:
         from moto.awslambda_simple.models import lambda_simple_backends
 
         return lambda_simple_backends

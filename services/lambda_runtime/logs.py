@@ -65,8 +65,9 @@ class LogShipper:
         if (group, stream) not in self._known:
             _create(client.create_log_stream, logGroupName=group, logStreamName=stream)
             self._known.add((group, stream))
-        batch = [{"timestamp": ts, "message": text} for ts, text in events]
-        batch.sort(key=lambda event: event["timestamp"])  # PutLogEvents wants them in order
+        # PutLogEvents wants the events in time order; a stable sort keeps a millisecond's order.
+        ordered = sorted(events, key=lambda event: event[0])
+        batch = [{"timestamp": ts, "message": text} for ts, text in ordered]
         client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
 
 
