@@ -55,7 +55,7 @@ def _wait_for_line(log: Path, prefix: str, process: subprocess.Popen[bytes]) -> 
         if process.poll() is not None:
             break
         time.sleep(0.05)
-    raise AssertionError(f"no {prefix!r} line from {process.args}; log:\n{log.read_text()}")
+    raise AssertionError(f"no {prefix!r} line from {process.args!r}; log:\n{log.read_text()}")
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -283,7 +283,7 @@ def test_batch_job_runs_in_batchbridge_with_a_role_created_in_localstack(
         jobDefinition=definition["jobDefinitionArn"],
     )["jobId"]
 
-    deadline, seen = time.monotonic() + 30, []
+    deadline, seen = time.monotonic() + 30, list[str]()
     while time.monotonic() < deadline:
         status = batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"]
         if not seen or seen[-1] != status:
