@@ -779,3 +779,32 @@ def test_retry_strategy_follows_evaluate_on_exit(
     from services.batch.retry import should_retry
 
     assert should_retry(strategy, attempts_made, exit_code, reason, status_reason) is retry
+
+
+def test_under_compose_a_docker_job_joins_the_compose_network_and_reaches_the_gateway(
+    batch: Batch, docker_env: tuple[Any, FakeDockerEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, engine = docker_env
+    # What docker-compose.yml sets for the batchbridge service.
+    monkeypatch.setenv("BATCHBRIDGE_DOCKER_NETWORK", "batchbridge")
+    monkeypatch.setenv("BATCHBRIDGE_DOCKER_ENDPOINT_URL", "http://batchbridge:4566")
+    client = env.client("batch")
+    definition = f"docker-net-{batch.suffix}"
+    client.register_job_definition(
+        jobDefinitionName=definition,
+        type="container",
+        containerProperties={"image": "example/tool", "vcpus": 1, "memory": 128},
+    )
+    job = client.submit_job(
+        jobName="docker-net",
+        jobQueue=batch.queue,
+        jobDefinition=definition,
+        containerOverrides={"command": ["echo", "net"]},
+    )["jobId"]
+    deadline = time.monotonic() + 10
+    while client.describe_jobs(jobs=[job])["jobs"][0]["status"] not in TERMINAL:
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.05)
+    created = next(c for c in engine.created if c["Cmd"] == ["echo", "net"])
+    assert created["HostConfig"]["NetworkMode"] == "batchbridge"
+    assert "AWS_ENDPOINT_URL=http://batchbridge:4566" in created["Env"]

@@ -85,13 +85,19 @@ class DockerClient:
                 raise DockerError(f"pull {image}: {json.loads(line)['error']}")
 
     def create(self, image: str, command: list[str], env: dict[str, str], name: str) -> str:
+        host_config: dict[str, object] = {"ExtraHosts": ["host.docker.internal:host-gateway"]}
+        # Under docker compose the job joins the compose network, where the gateway answers
+        # as http://batchbridge:4566 (BATCHBRIDGE_DOCKER_ENDPOINT_URL).
+        network = os.environ.get("BATCHBRIDGE_DOCKER_NETWORK")
+        if network:
+            host_config["NetworkMode"] = network
         spec = {
             "Image": image,
             "Cmd": command or None,
             "Env": [f"{k}={v}" for k, v in env.items()],
             "Labels": {"batchbridge.job-id": env.get("AWS_BATCH_JOB_ID", "")},
             # The job reaches the environment's endpoint on the host through this name.
-            "HostConfig": {"ExtraHosts": ["host.docker.internal:host-gateway"]},
+            "HostConfig": host_config,
         }
         path = "/containers/create?" + urlencode({"name": name})
         status, _, data = self.request("POST", path, spec)
