@@ -71,6 +71,8 @@ def observe(event, context):
         for r in event.get("Records", [])
         if r["body"].startswith("fail")
     ]
+    if os.environ.get("BOGUS_ID"):
+        failures.append({"itemIdentifier": "not-a-message-id-of-this-batch"})
     return {"batchItemFailures": failures}
 '''
 
@@ -495,6 +497,23 @@ def test_a_function_error_deletes_nothing(
     mappings(name, source_arn)
 
     sqs.send_message(QueueUrl=source, MessageBody="ok but the function raises")
+    records = _records(_observed(sqs, observer, 2, within=10))
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in records] == ["1", "2"]
+
+
+def test_an_invalid_item_identifier_fails_the_whole_batch(
+    target: Any,
+    deploy: Callable[..., str],
+    queues: Callable[..., tuple[str, str]],
+    mappings: Callable[..., str],
+) -> None:
+    sqs = target.client("sqs")
+    observer, _ = queues()
+    source, source_arn = queues(visibility=1)
+    name = deploy("observe", env={"OBSERVER_URL": observer, "BOGUS_ID": "1"})
+    mappings(name, source_arn)
+
+    sqs.send_message(QueueUrl=source, MessageBody="ok, but the response names a stranger")
     records = _records(_observed(sqs, observer, 2, within=10))
     assert [r["attributes"]["ApproximateReceiveCount"] for r in records] == ["1", "2"]
 

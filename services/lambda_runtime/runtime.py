@@ -25,7 +25,7 @@ log = logging.getLogger("batchbridge.lambda.runtime")
 #: An idle worker older than this is stopped (AWS recycles idle sandboxes too).
 IDLE_SECONDS = 600.0
 #: Warm workers kept at most, over all functions (each is a Python process with boto3).
-MAX_IDLE_WORKERS = 24
+MAX_IDLE_WORKERS = 16
 
 
 def _current_fingerprint(spec: FunctionSpec) -> str | None:
