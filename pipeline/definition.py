@@ -34,8 +34,8 @@ SUBMITTER_JOB_COUNT = "jobCount"
 #: Pipeline parameter name → (submitter input, default). The tutorial's three inputs; the
 #: job queue and definition default to the ones the deployed submitter was configured with.
 TUTORIAL_PARAMETERS: dict[str, tuple[str, Any]] = {
-    "InputUri": ("input_uri", "s3://batchbridge-demo/input/data.csv"),
-    "OutputUri": ("output_uri", "s3://batchbridge-demo/output/"),
+    "InputUri": ("input_uri", "s3://batchbridge-demo/input"),
+    "OutputUri": ("output_uri", "s3://batchbridge-demo/output"),
     "MaxJobs": ("max_jobs", 1),
 }
 
