@@ -72,10 +72,12 @@ def to_record(message: Any, queue_arn: str, region: str) -> SQSRecord:
         "SenderId": str(message.sender_id),
         "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
     }
-    if message.group_id:
-        attributes["SequenceNumber"] = str(message.sequence_number)
-        attributes["MessageGroupId"] = str(message.group_id)
-        attributes["MessageDeduplicationId"] = str(message.deduplication_id)
+    fifo = {
+        "SequenceNumber": message.sequence_number,
+        "MessageGroupId": message.group_id,
+        "MessageDeduplicationId": message.deduplication_id,
+    }
+    attributes.update({key: str(value) for key, value in fifo.items() if value})
     trace = (message.system_attributes or {}).get("AWSTraceHeader")
     if trace:
         attributes["AWSTraceHeader"] = str(trace.get("StringValue", ""))

@@ -80,7 +80,6 @@ class Worker:
                 "AWS_LAMBDA_FUNCTION_NAME": spec.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
-                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(spec.timeout)),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
