@@ -18,6 +18,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "batchbridge.yaml"
 #: Actions that have no resource-level permissions, so "*" is the only possible Resource.
 UNSCOPABLE = {
     "batch:DescribeJobs",
+    "batch:ListJobs",
     "sagemaker:SendPipelineExecutionStepSuccess",
     "sagemaker:SendPipelineExecutionStepFailure",
 }
