@@ -146,8 +146,8 @@ def deploy(config: DeployConfig, aws: Aws) -> dict[str, Any]:
         for line in stack.format_changes(change_set):
             say(line)
         current = stack.execute(cfn, config.stack_name, change_set, say=say, timeout=config.timeout)
-        if config.local:
-            current = _resync_local_stack(cfn, config.stack_name, template, parameters) or current
+        if config.local or not current.get("Outputs"):
+            current = _resync_moto_stack(cfn, config.stack_name, template, parameters) or current
         stack_status = "created" if change_set.kind == "CREATE" else "updated"
     outputs = stack.outputs_of(current)
     missing = {"SubmitterFunctionArn", "CallbackQueueUrl", "PipelineRoleArn"} - set(outputs)
@@ -161,7 +161,8 @@ def deploy(config: DeployConfig, aws: Aws) -> dict[str, Any]:
         aws.client("sagemaker"),
         name=config.pipeline,
         outputs=outputs,
-        telemetry=not config.local,
+        # No SDK telemetry: a deploy makes no calls beyond the ones it prints.
+        telemetry=False,
     )
     say(f"pipeline {config.pipeline!r}: {pipeline['status']}")
     return {
@@ -276,13 +277,14 @@ def _upload(aws: Aws, bucket: str, key: str, data: bytes) -> None:
         say(f"artifacts: uploaded s3://{bucket}/{key} ({len(data)} bytes)")
 
 
-def _resync_local_stack(
+def _resync_moto_stack(
     cfn: Any, stack_name: str, template: str, parameters: dict[str, str]
 ) -> dict[str, Any] | None:
     """moto (5.x) executes a change set without refreshing the stack's outputs or stored
     parameters, so the stack shows no outputs and the next deploy sees changes that are not
     there. An UpdateStack with the same template re-syncs both without touching resources.
-    Endpoints that do it right (LocalStack) answer "No updates are to be performed"."""
+    Endpoints that do it right (LocalStack) answer "No updates are to be performed"; AWS
+    always has the outputs, so it never gets here."""
     try:
         cfn.update_stack(
             StackName=stack_name,
