@@ -81,6 +81,7 @@ class Aws:
         self.region = region
         self.endpoint = config.endpoint_url if config.local else None
         self._config = Config(retries={"max_attempts": 5, "mode": "standard"})
+        self.identity_arn = ""
 
     def client(self, name: str) -> Any:
         return self.session.client(
@@ -90,7 +91,9 @@ class Aws:
     def account_id(self) -> str:
         where = f"the local environment at {self.endpoint}" if self.endpoint else "AWS"
         try:
-            return str(self.client("sts").get_caller_identity()["Account"])
+            identity = self.client("sts").get_caller_identity()
+            self.identity_arn = str(identity.get("Arn", ""))
+            return str(identity["Account"])
         except NoCredentialsError:
             raise DeployError(
                 "no AWS credentials found: run `aws configure` (or `aws sso login`), pass "
@@ -365,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     config = from_args(args)
+    aws: Aws | None = None
     try:
         config.validate()
         aws = Aws(config)
@@ -375,12 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     except NoRegionError:
         print(f"batchbridge {config.command}: no region: pass --region", file=sys.stderr)
         return 1
-    except (ClientError, BotoCoreError) as exc:
-        print(
-            f"batchbridge {config.command}: an AWS call failed: {exc}\n"
-            "Check the credentials' permissions for it, then run the command again.",
-            file=sys.stderr,
-        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        who = (aws.identity_arn if aws else "") or "these credentials"
+        if code.startswith(("AccessDenied", "UnauthorizedOperation", "AuthorizationError")):
+            advice = (
+                f"{who} may not call {exc.operation_name}: grant it (see docs/deploy.md for "
+                "what deploy calls), or deploy with a profile that may"
+            )
+        else:
+            advice = "fix what the message names, then run the command again"
+        print(f"batchbridge {config.command}: {exc}\n{advice}.", file=sys.stderr)
+        return 1
+    except BotoCoreError as exc:
+        print(f"batchbridge {config.command}: {exc}", file=sys.stderr)
         return 1
     if config.output == "json":
         print(json.dumps(result, indent=2, sort_keys=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lambdas.settings import receives_needed
@@ -53,3 +55,17 @@ def test_local_target_without_an_environment_says_how_to_start_one(
     argv = ["deploy", "--target", "local", "--endpoint-url", "http://127.0.0.1:9"]
     assert main(argv) == 1
     assert "batchbridge local up" in capsys.readouterr().err
+
+
+def test_aws_target_without_credentials_says_how_to_get_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata lookup
+    assert main(["deploy", "--target", "aws", "--region", "eu-west-1"]) == 1
+    assert "no AWS credentials found: run `aws configure`" in capsys.readouterr().err

@@ -20,6 +20,8 @@ from lambdas.contracts import (
 from pipeline import sdk as sdk_module
 from pipeline.definition import SUBMIT_STEP, WAIT_STEP, build_pipeline
 
+pytestmark = pytest.mark.filterwarnings("ignore:Lambda function won.t be updated")
+
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:bb-submitter"
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/bb-callbacks"
 REPO = Path(__file__).resolve().parents[2]
