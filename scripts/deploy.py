@@ -46,37 +46,30 @@ class Aws:
 
     def __init__(self, config: DeployConfig) -> None:
         self.config = config
-        try:
-            session = boto3.Session(profile_name=config.profile, region_name=config.region)
-        except ProfileNotFound as exc:
-            raise DeployError(
-                f"{exc}: check --profile against `aws configure list-profiles`"
-            ) from None
-        if config.local and session.get_credentials() is None:
-            # The local environment takes any credentials; don't make users invent some.
-            session = boto3.Session(
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-                region_name=config.region or session.region_name,
-            )
+        if config.local and not config.profile:
+            # Local endpoints take any key. "test" is the convention (LocalStack reads a
+            # 12-digit key as an account id), and real keys never leave for a local endpoint.
+            session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test")
+        else:
+            try:
+                session = boto3.Session(profile_name=config.profile)
+            except ProfileNotFound as exc:
+                raise DeployError(
+                    f"{exc}: check --profile against `aws configure list-profiles`"
+                ) from None
         region = config.region or session.region_name or ("us-east-1" if config.local else None)
         if region is None:
             raise DeployError(
                 "no AWS region: pass --region, or set AWS_DEFAULT_REGION or the profile's region"
             )
         if session.region_name != region:
-            # The sagemaker SDK reads the region from the session, not from the clients.
-            credentials = session.get_credentials()
-            session = (
-                boto3.Session(
-                    aws_access_key_id=credentials.access_key if credentials else None,
-                    aws_secret_access_key=credentials.secret_key if credentials else None,
-                    aws_session_token=credentials.token if credentials else None,
-                    region_name=region,
+            # The sagemaker SDK reads the region from the session, not from its clients.
+            if config.local and not config.profile:
+                session = boto3.Session(
+                    aws_access_key_id="test", aws_secret_access_key="test", region_name=region
                 )
-                if config.local
-                else boto3.Session(profile_name=config.profile, region_name=region)
-            )
+            else:
+                session = boto3.Session(profile_name=config.profile, region_name=region)
         self.session = session
         self.region = region
         self.endpoint = config.endpoint_url if config.local else None
