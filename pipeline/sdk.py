@@ -102,9 +102,11 @@ def _load_major(major: int) -> Sdk:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     # The SDK prints "Not applying SDK defaults from …" to *stdout* at INFO unless the
     # logger already has a level; that would corrupt `python -m pipeline`'s JSON.
-    config_logger = logging.getLogger("sagemaker.config")
-    if config_logger.level == logging.NOTSET:
-        config_logger.setLevel(logging.WARNING)
+    # Its telemetry logger announces "will collect telemetry" even when opted out.
+    for name in ("sagemaker.config", "sagemaker.telemetry.telemetry_logging"):
+        noisy = logging.getLogger(name)
+        if noisy.level == logging.NOTSET:
+            noisy.setLevel(logging.WARNING)
     if major == 3:
         # v3 resolves a region while importing; without one it raises NoRegionError.
         os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)

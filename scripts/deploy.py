@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,9 @@ def render_text(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before the sagemaker SDK is imported: some of its modules call logging.basicConfig(INFO)
+    # at import, which would print botocore's endpoint chatter; a root handler set first wins.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="batchbridge", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
