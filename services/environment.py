@@ -105,6 +105,9 @@ class LocalEnvironment:
 
     def start(self) -> str:
         started = time.perf_counter()
+        # One line per HTTP request drowns what matters; `local up -v` turns them back on.
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = _configure_moto()
         import importlib
 

@@ -22,7 +22,7 @@ _JOB_DEFINITION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}(:[1-9]\d*)?$")
 # Bucket names: 3-63 lowercase letters, digits, dots and hyphens; the key part is free-form.
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
 #: The suffix the prefix must leave room for: "-" + 12 execution chars + "-" + 4 digits.
-_SUFFIX_CHARS: Final = 1 + 12 + 1 + 4
+_SUFFIX_CHARS: Final = 1 + 12 + 1 + 5  # "-" key "-" index (up to 10000)
 KNOWN_INPUTS: Final = frozenset(
     {
         "input_uri",
@@ -226,7 +226,9 @@ def plan_submission(event: Any, settings: Settings) -> SubmitPlan:
                 "s3Input": f"{input_uri}/file_{i:02d}.json",
                 "s3Output": f"{output_uri}/output_{i:02d}.json",
             }
-            for i in range(count)
+            # Numbered from 1 as in the tutorial: file_01 … file_NN.
+            for i in range(1, count + 1)
         ]
-    jobs = tuple(JobRequest(f"{stem}-{i:04d}", p) for i, p in enumerate(per_job))
+    # Job i handles file_i, so a job's name says which input it copies.
+    jobs = tuple(JobRequest(f"{stem}-{i:04d}", p) for i, p in enumerate(per_job, start=1))
     return SubmitPlan(job_queue, job_definition, jobs, lookup_pattern=f"{stem}-*" if key else None)

@@ -17,13 +17,14 @@ BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 def test_tutorial_inputs_without_execution_id() -> None:
     plan = plan_submission(TUTORIAL, SETTINGS)
     assert [job.name for job in plan.jobs] == [
-        "batchbridge-0000",
         "batchbridge-0001",
         "batchbridge-0002",
+        "batchbridge-0003",
     ]
+    # Numbered from 1, as the tutorial's files are: job 0003 copies file_03.
     assert dict(plan.jobs[2].parameters) == {
-        "s3Input": "s3://bucket/in/file_02.json",
-        "s3Output": "s3://bucket/out/output_02.json",
+        "s3Input": "s3://bucket/in/file_03.json",
+        "s3Output": "s3://bucket/out/output_03.json",
     }
     assert plan.lookup_pattern is None  # nothing identifies an earlier run
     assert (plan.job_queue, plan.job_definition, plan.array_size) == ("q", "d", None)
@@ -32,13 +33,13 @@ def test_tutorial_inputs_without_execution_id() -> None:
 def test_execution_id_makes_names_deterministic_and_searchable() -> None:
     event = {**TUTORIAL, "execution_id": "ab-cd:ef0123456789xyz", "job_name_prefix": "copy"}
     plan = plan_submission(event, SETTINGS)
-    assert plan.jobs[0].name == "copy-abcdef012345-0000"
+    assert plan.jobs[0].name == "copy-abcdef012345-0001"
     assert plan.lookup_pattern == "copy-abcdef012345-*"
     assert plan_submission(event, SETTINGS) == plan
 
 
 def test_longest_prefix_still_makes_valid_batch_names() -> None:
-    event = {**TUTORIAL, "max_jobs": 10_000, "execution_id": "x" * 40, "job_name_prefix": "p" * 110}
+    event = {**TUTORIAL, "max_jobs": 10_000, "execution_id": "x" * 40, "job_name_prefix": "p" * 109}
     plan = plan_submission(event, SETTINGS)
     assert all(BATCH_NAME.match(job.name) for job in (plan.jobs[0], plan.jobs[-1]))
     assert len(plan.jobs[-1].name) == 128
