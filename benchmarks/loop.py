@@ -220,7 +220,7 @@ def start_run(sm: Any, pipeline: str, prefix: str, *, jobs: int = 0, array_size:
 
 
 def job_name(prefix: str, index: int) -> str:
-    """The name the submitters give job ``index`` (1-based) of a run."""
+    """The name both submitters give job ``index`` (1-based, as the tutorial counts) of a run."""
     return f"{prefix}-{index:04d}"
 
 
