@@ -21,6 +21,14 @@ test: $(STAMP)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
+## make demo: the whole loop end to end on the embedded local environment.
+demo: $(STAMP)
+	$(PY) -m scripts.demo $(DEMO_ARGS)
+
+## make demo-fail: the same, with one input missing so its job fails the pipeline.
+demo-fail: $(STAMP)
+	$(PY) -m scripts.demo --fail $(DEMO_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
