@@ -13,6 +13,7 @@ everything down. Exit 0 only if the pipeline did what the variant expects:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -46,10 +47,8 @@ def _input_body(i: int) -> bytes:
 
 
 def _put_inputs(s3: Any, jobs: int, missing: int | None) -> None:
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=DATA_BUCKET)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     for i in range(1, jobs + 1):
         if i == missing:
             continue

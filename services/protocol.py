@@ -86,7 +86,9 @@ def json_response(data: Any, status: int = 200, service: str | None = None) -> R
     if service is not None and service_model(service).protocol == "json":
         version = service_model(service).metadata.get("jsonVersion", "1.1")
         content_type = f"application/x-amz-json-{version}"
-    return Response(json.dumps(data, default=_json_default), status=status, content_type=content_type)
+    return Response(
+        json.dumps(data, default=_json_default), status=status, content_type=content_type
+    )
 
 
 def _json_default(value: Any) -> Any:
