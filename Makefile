@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo demo-fail bench chaos env clean
+.PHONY: test lint demo demo-fail demo-compose bench chaos env clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 ## make demo-fail: the same, with one input missing so its job fails the pipeline.
 demo-fail: $(STAMP)
 	$(PY) -m scripts.demo --fail $(DEMO_ARGS)
+
+## make demo-compose: the same against `docker compose up` (needs a Docker engine).
+demo-compose: $(STAMP)
+	docker compose up --build --detach --wait
+	$(PY) -m scripts.demo --endpoint http://127.0.0.1:4566 $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -128,9 +128,17 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     began = time.monotonic()
     print("batchbridge demo: the tutorial's copy jobs, end to end, on this machine")
-    env = LocalEnvironment(port=args.port, executor="process")
-    env.start()
-    print(f"- local environment ready at {env.endpoint} in {env.ready_seconds:.2f}s")
+    env: Any
+    if args.endpoint:
+        # docker compose up (or `batchbridge local up`) already serves the endpoint.
+        env = RunningEndpoint(
+            args.endpoint.rstrip("/"), os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        )
+        print(f"- using the local environment at {env.endpoint}")
+    else:
+        env = LocalEnvironment(port=args.port, executor="process")
+        env.start()
+        print(f"- local environment ready at {env.endpoint} in {env.ready_seconds:.2f}s")
     # The deploy script and the SDK pick the endpoint up like any AWS tool would.
     os.environ.update(
         AWS_ENDPOINT_URL=env.endpoint,
@@ -156,8 +164,28 @@ def run(args: argparse.Namespace) -> int:
         outputs = deploy(config, Aws(config))["stack"]["outputs"]
         return _run_pipeline(args, env, outputs, began)
     finally:
-        env.stop()
-        print("- local environment stopped")
+        if not args.endpoint:
+            env.stop()
+            print("- local environment stopped")
+
+
+@dataclass
+class RunningEndpoint:
+    """An environment someone else started: only its endpoint and region are known."""
+
+    endpoint: str
+    region: str
+
+    def client(self, name: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            name,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
 
 
 def _run_pipeline(args: argparse.Namespace, env: Any, outputs: dict[str, str], began: float) -> int:
@@ -223,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail", action="store_true", help="show a failing job failing the step")
     parser.add_argument("--jobs", type=int, default=5, help="copy jobs to run (default 5)")
     parser.add_argument("--port", type=int, default=0, help="endpoint port (default: a free one)")
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="use an environment already running there (docker compose up) instead of "
+        "starting the embedded one",
+    )
     parser.add_argument("--timeout", type=float, default=90, help="give up after this many s")
     return run(parser.parse_args(argv))
 

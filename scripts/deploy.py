@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +108,48 @@ class Aws:
 # --- deploy -----------------------------------------------------------------------------------
 
 
+#: What the Lambdas (in LocalStack's containers) call for Batch and SageMaker under compose.
+COMPOSE_GATEWAY_URL = os.environ.get("BATCHBRIDGE_COMPOSE_GATEWAY_URL", "http://batchbridge:4566")
+
+
+def local_mode(endpoint: str) -> dict[str, Any]:
+    """The local environment's health report ({} when it has none: not batchbridge's)."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_batchbridge/health", timeout=5) as answer:
+            report: dict[str, Any] = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:  # 503 while a part is not ready still says which
+        report = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return report
+
+
+def adapt_to_compose(config: DeployConfig, health: dict[str, Any]) -> None:
+    """Under docker compose (the gateway proxies to LocalStack) two things differ: LocalStack's
+    CloudFormation silently ignores AWS::Batch::*, and the Lambdas run in LocalStack's
+    containers, where AWS_ENDPOINT_URL is LocalStack itself, which has no Batch or SageMaker.
+    So Batch resources are made through the Batch API, and the Lambdas are pointed at the
+    batchbridge gateway for those two services."""
+    if "upstream" not in health:
+        return
+    if config.batch_resources == "cfn":
+        config.batch_resources = "api"
+        say(
+            "compose: LocalStack's CloudFormation ignores AWS::Batch::*, so the Batch "
+            "resources are made through the Batch API (--batch-resources api)"
+        )
+    if not config.lambda_endpoint_url:
+        config.lambda_endpoint_url = COMPOSE_GATEWAY_URL
+        say(
+            f"compose: the Lambdas reach Batch and SageMaker at {COMPOSE_GATEWAY_URL} "
+            "(--lambda-endpoint-url)"
+        )
+
+
 def deploy(config: DeployConfig, aws: Aws) -> dict[str, Any]:
     account = aws.account_id()
+    if config.local and aws.endpoint:
+        adapt_to_compose(config, local_mode(aws.endpoint))
     where = f"{aws.endpoint}" if aws.endpoint else f"account {account}"
     say(f"batchbridge: deploying stack {config.stack_name!r} to {where} ({aws.region})")
     subnets, groups = _batch_network(config, aws)

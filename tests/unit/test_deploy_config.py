@@ -69,3 +69,32 @@ def test_aws_target_without_credentials_says_how_to_get_them(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata lookup
     assert main(["deploy", "--target", "aws", "--region", "eu-west-1"]) == 1
     assert "no AWS credentials found: run `aws configure`" in capsys.readouterr().err
+
+
+def test_under_compose_deploy_makes_batch_through_the_api_and_points_lambdas_at_the_gateway() -> (
+    None
+):
+    from scripts.deploy import COMPOSE_GATEWAY_URL, adapt_to_compose
+
+    config = DeployConfig(command="deploy", target="local")
+    adapt_to_compose(config, {"ready": True, "services": {}, "upstream": {"ready": True}})
+    assert config.batch_resources == "api"
+    assert config.lambda_endpoint_url == COMPOSE_GATEWAY_URL
+
+
+def test_on_the_embedded_environment_deploy_keeps_cloudformation_for_batch() -> None:
+    from scripts.deploy import adapt_to_compose
+
+    config = DeployConfig(command="deploy", target="local")
+    adapt_to_compose(config, {"ready": True, "services": {"batch": {"ready": True}}})
+    assert (config.batch_resources, config.lambda_endpoint_url) == ("cfn", None)
+
+
+def test_an_explicit_choice_is_kept_under_compose() -> None:
+    from scripts.deploy import adapt_to_compose
+
+    config = DeployConfig(
+        command="deploy", target="local", batch_resources="existing", lambda_endpoint_url="http://x"
+    )
+    adapt_to_compose(config, {"upstream": {"ready": True}})
+    assert (config.batch_resources, config.lambda_endpoint_url) == ("existing", "http://x")
