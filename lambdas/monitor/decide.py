@@ -10,6 +10,7 @@ Nothing here calls AWS or reads the clock; delays are data in the returned :clas
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -156,10 +157,12 @@ def decide(
             counts=counts,
         )
 
+    # Look again at the deadline rather than up to a whole poll ceiling past it.
+    until_deadline = math.ceil(settings.max_wait_seconds - age)
     return Decision(
         DecisionKind.WAIT,
         f"{len(unfinished) + len(unknown)} of {len(job_ids)} jobs unfinished: " + _summary(counts),
-        delay_seconds=backoff_delay(attempt, settings, uniform),
+        delay_seconds=max(1, min(backoff_delay(attempt, settings, uniform), until_deadline)),
         counts=counts,
     )
 

@@ -243,3 +243,10 @@ def test_wait_delay_uses_the_receive_count() -> None:
 def test_decision_refuses_a_reason_sagemaker_would_reject() -> None:
     with pytest.raises(ValueError, match="256"):
         Decision(FAIL, "x" * 257)
+
+
+def test_the_last_wait_ends_at_the_deadline_not_a_ceiling_past_it() -> None:
+    near = SETTINGS.max_wait_seconds - 45.5  # 45.5 s left, the backoff would say 900
+    assert run("a", [job("a", "RUNNING")], age=near, attempt=99).delay_seconds == 46
+    almost = SETTINGS.max_wait_seconds - 0.2
+    assert run("a", [job("a", "RUNNING")], age=almost, attempt=99).delay_seconds == 1
