@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -53,29 +53,31 @@ def send_success(
     outputs: Mapping[str, str],
     retry: RetryPolicy,
 ) -> None:
-    try:
-        retry.call(
-            sagemaker.send_pipeline_execution_step_success,
-            CallbackToken=message.token,
-            OutputParameters=[{"Name": k, "Value": v} for k, v in outputs.items()],
-            ClientRequestToken=client_request_token(message.token),
-        )
-    except ClientError as exc:
-        refused = _refusal(exc)
-        if refused is None:
-            raise
-        raise refused from exc
+    _answer(
+        retry,
+        sagemaker.send_pipeline_execution_step_success,
+        message,
+        OutputParameters=[{"Name": k, "Value": v} for k, v in outputs.items()],
+    )
 
 
 def send_failure(
     sagemaker: SageMakerClient, message: CallbackMessage, reason: str, retry: RetryPolicy
 ) -> None:
+    _answer(retry, sagemaker.send_pipeline_execution_step_failure, message, FailureReason=reason)
+
+
+def _answer(
+    retry: RetryPolicy, call: Callable[..., object], message: CallbackMessage, **fields: Any
+) -> None:
+    """Answer the callback once: the ClientRequestToken derives from the callback token, so a
+    duplicate delivery's second answer is the same request; a refusal becomes final."""
     try:
         retry.call(
-            sagemaker.send_pipeline_execution_step_failure,
+            call,
             CallbackToken=message.token,
-            FailureReason=reason,
             ClientRequestToken=client_request_token(message.token),
+            **fields,
         )
     except ClientError as exc:
         refused = _refusal(exc)
