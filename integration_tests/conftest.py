@@ -36,17 +36,12 @@ class Target:
         return self.endpoint is not None
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"}))
         if self.endpoint is None:
+            kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"}))
             return boto3.client(service, region_name=self.region, **kwargs)
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.region,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            **kwargs,
-        )
+        from services.environment import endpoint_client
+
+        return endpoint_client(service, self.endpoint, self.region, **kwargs)
 
 
 @pytest.fixture(scope="session")

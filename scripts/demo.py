@@ -177,15 +177,9 @@ class RunningEndpoint:
     region: str
 
     def client(self, name: str) -> Any:
-        import boto3
+        from services.environment import endpoint_client
 
-        return boto3.client(
-            name,
-            endpoint_url=self.endpoint,
-            region_name=self.region,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        return endpoint_client(name, self.endpoint, self.region)
 
 
 def _run_pipeline(args: argparse.Namespace, env: Any, outputs: dict[str, str], began: float) -> int:

@@ -46,6 +46,20 @@ def _configure_moto() -> Any:
     return DomainDispatcherApplication(create_backend_app)
 
 
+def endpoint_client(service: str, endpoint: str, region: str, **kwargs: Any) -> Any:
+    """A boto3 client for a local endpoint: "test" credentials (a local endpoint takes any,
+    and real keys never leave for one) and few retries, so that injected faults show."""
+    kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"}))
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        **kwargs,
+    )
+
+
 class LocalEnvironment:
     """Start, serve and stop the whole local AWS environment."""
 
@@ -93,15 +107,7 @@ class LocalEnvironment:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for this environment (any credentials do)."""
-        kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"}))
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.region,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            **kwargs,
-        )
+        return endpoint_client(service, self.endpoint, self.region, **kwargs)
 
     def start(self) -> str:
         started = time.perf_counter()
