@@ -101,24 +101,10 @@ class Loop:
         return "\n".join(e["message"] for e in events)
 
 
-def _deploy_local(target: Any, stack: str, **settings: str) -> dict[str, str]:
-    from scripts.deploy import Aws, deploy
-    from scripts.deploy_config import DeployConfig
+def _deploy_local(target: Any, stack: str, **settings: int) -> dict[str, str]:
+    from scripts.deploy import deploy_local
 
-    config = DeployConfig(
-        command="deploy",
-        target="local",
-        region=target.region,
-        endpoint_url=target.endpoint,
-        stack_name=stack,
-        poll_floor=1,
-        poll_ceiling=2,
-        max_wait=int(settings.get("max_wait", 120)),
-        monitor_timeout="30",
-    )
-    config.validate()
-    outputs: dict[str, str] = deploy(config, Aws(config))["stack"]["outputs"]
-    return outputs
+    return deploy_local(target.endpoint, target.region, stack, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +176,7 @@ def test_a_stop_ends_stopped_and_terminates_the_running_jobs(loop: Loop, local_o
 
 def test_the_deadline_fails_the_step_and_terminates_the_rest(target: Any, local_only: Any) -> None:
     stack = f"bbdead{uuid.uuid4().hex[:6]}"
-    outputs = _deploy_local(target, stack, max_wait="3")
+    outputs = _deploy_local(target, stack, max_wait=3)
     loop = Loop(target, stack, outputs, f"{stack}-data")
     target.client("s3").create_bucket(Bucket=loop.bucket)
     loop.script_jobs(jobNamePrefix="batchbridge-", durationSeconds=60, exitCode=0)

@@ -119,8 +119,7 @@ def _timings(sm: Any, arn: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scripts.deploy import Aws, deploy
-    from scripts.deploy_config import DeployConfig
+    from scripts.deploy import deploy_local
     from services.environment import LocalEnvironment
 
     # The SDK turns INFO logging on for the process at import; the demo prints its own story.
@@ -147,21 +146,8 @@ def run(args: argparse.Namespace) -> int:
         AWS_DEFAULT_REGION=env.region,
     )
     try:
-        config = DeployConfig(
-            command="deploy",
-            target="local",
-            region=env.region,
-            endpoint_url=env.endpoint,
-            stack_name=STACK,
-            # A demo-sized clock: look at running jobs every 1-2 s, give up after 2 minutes.
-            poll_floor=1,
-            poll_ceiling=2,
-            max_wait=120,
-            monitor_timeout="30",
-        )
-        config.validate()
         print("- deploying the stack (CloudFormation, through the local endpoint)…")
-        outputs = deploy(config, Aws(config))["stack"]["outputs"]
+        outputs = deploy_local(env.endpoint, env.region, STACK)
         return _run_pipeline(args, env, outputs, began)
     finally:
         if not args.endpoint:

@@ -214,6 +214,34 @@ def deploy(config: DeployConfig, aws: Aws) -> dict[str, Any]:
     }
 
 
+def deploy_local(
+    endpoint: str,
+    region: str,
+    stack_name: str,
+    *,
+    poll_floor: int = 1,
+    poll_ceiling: int = 2,
+    max_wait: int = 120,
+    monitor_timeout: str = "30",
+) -> dict[str, str]:
+    """Deploy to a local endpoint with a clock sized for demos, tests and benchmarks (look at
+    running jobs every 1-2 s, give up after 2 minutes), and return the stack's outputs."""
+    config = DeployConfig(
+        command="deploy",
+        target="local",
+        region=region,
+        endpoint_url=endpoint,
+        stack_name=stack_name,
+        poll_floor=poll_floor,
+        poll_ceiling=poll_ceiling,
+        max_wait=max_wait,
+        monitor_timeout=monitor_timeout,
+    )
+    config.validate()
+    outputs: dict[str, str] = deploy(config, Aws(config))["stack"]["outputs"]
+    return outputs
+
+
 def _batch_network(config: DeployConfig, aws: Aws) -> tuple[list[str], list[str]]:
     """Subnets and security groups for the Fargate compute environment (cfn), or a check
     that the existing job queue and job definition are there (existing)."""
