@@ -1,9 +1,10 @@
-"""A read-only tap on the embedded environment's endpoint: who called what, and the answer.
+"""A tap on the embedded environment's endpoint: who called what, and the answer.
 
 The gateway counts calls per operation, not per caller. The benchmarks need DescribeJobs per
 design and per pipeline, and the chaos runs need every callback answer SageMaker accepted,
 per token. The tap sits in front of the gateway (a WSGI middleware), reads each request it
-cares about and the status of the response, and changes nothing.
+cares about and the status of the response, and changes nothing (it can only add latency,
+when a benchmark asks for it).
 """
 
 from __future__ import annotations
@@ -38,12 +39,17 @@ class Tap:
         #: DescribeJobs calls, keyed by the first job id of the call.
         self.describe_by_first_id: Counter[str] = Counter()
         self.answers: list[Answer] = []
+        #: Seconds added before answering a path (e.g. ``/v1/submitjob``), to model an API
+        #: latency like AWS's instead of the emulator's ~1 ms.
+        self.latency: dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._gateway, name)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
+        if path in self.latency:
+            time.sleep(self.latency[path])
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         operation = target.rsplit(".", 1)[-1] if target.startswith("SageMaker.") else ""
         if path != "/v1/describejobs" and operation not in SEND_OPERATIONS:

@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 def _check(payload: dict[str, Any]) -> None:
     token = payload["token"]
     job_ids = payload["arguments"]["job_ids"].split()
-    print(f"DescribeJobs with {len(job_ids)} ids")
+    print(f"{payload.get('pipelineExecutionArn')}: DescribeJobs with {len(job_ids)} ids")
     jobs = batch.describe_jobs(jobs=job_ids)["jobs"]
     for job in jobs:
         if job["status"] == "FAILED":
