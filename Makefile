@@ -41,3 +41,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+## make bench: batchbridge vs the tutorial's design, side by side (a few minutes); writes benchmarks/RESULTS.md.
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+## make chaos: 500 randomised runs of the whole loop with faults; non-zero exit on any violation.
+chaos: $(STAMP)
+	$(PY) -m integration_tests.chaos --runs 500
