@@ -76,7 +76,7 @@ class CallbackMessage:
 
     @property
     def stopping(self) -> bool:
-        return self.status == CALLBACK_STATUS_STOPPING
+        return self.status.lower() == CALLBACK_STATUS_STOPPING.lower()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -118,7 +118,9 @@ def parse_callback_message(body: str) -> CallbackMessage:
     if not isinstance(raw_args, dict):
         raise MessageParseError(f"'arguments' must be an object, got {type(raw_args).__name__}")
     arguments = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw_args.items()}
-    status = data.get("status") or CALLBACK_STATUS_EXECUTING
+    # The CallbackStep guide's example spells "status"; StopPipelineExecution's API reference
+    # says the stop message has a "Status" field. Read either, so a stop is never missed.
+    status = data.get("status") or data.get("Status") or CALLBACK_STATUS_EXECUTING
     if not isinstance(status, str):
         raise MessageParseError("'status' must be a string")
     return CallbackMessage(

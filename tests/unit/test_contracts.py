@@ -31,6 +31,14 @@ def test_a_sagemaker_callback_message_parses() -> None:
     assert message.stopping
 
 
+@pytest.mark.parametrize("key", ["status", "Status"])
+def test_a_stop_message_is_recognised_whichever_way_status_is_spelled(key: str) -> None:
+    # StopPipelineExecution's API reference: the stop message "contains a "Status" field
+    # which is set to "Stopping""; the CallbackStep guide's example uses "status".
+    body = json.dumps({"token": "Zx8Jq2Lm0P", "arguments": {"job_ids": "a"}, key: "Stopping"})
+    assert parse_callback_message(body).stopping
+
+
 @pytest.mark.parametrize(
     "body",
     [
