@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from lambdas.contracts import CallbackMessage, queue_url_from_arn
-from lambdas.retry import RetryPolicy
+from lambdas.retry import RetryPolicy, is_transient
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -88,10 +88,22 @@ def _answer(
 
 def terminate_jobs(
     batch: BatchClient, job_ids: tuple[str, ...], reason: str, retry: RetryPolicy
-) -> None:
-    """TerminateJob each id; terminating an array parent terminates its children too."""
+) -> dict[str, str]:
+    """TerminateJob each id; terminating an array parent terminates its children too.
+
+    Returns ``{job_id: error code}`` for the jobs Batch refused to terminate (AccessDenied, a
+    ClientException): asking again cannot help, and the step's answer must not wait on them.
+    A transient error that outlasts the retries is raised, so the record comes back to finish.
+    """
+    refused: dict[str, str] = {}
     for job_id in job_ids:
-        retry.call(batch.terminate_job, jobId=job_id, reason=reason)
+        try:
+            retry.call(batch.terminate_job, jobId=job_id, reason=reason)
+        except ClientError as exc:
+            if is_transient(exc):
+                raise
+            refused[job_id] = exc.response.get("Error", {}).get("Code", "") or "ClientError"
+    return refused
 
 
 def change_visibility(

@@ -121,12 +121,13 @@ def _monitor(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], 
         )
         return _record(base, REQUEUED, rt=rt)
     if decision.jobs_to_terminate:
-        act.terminate_jobs(
+        refused = act.terminate_jobs(
             rt.clients.batch,
             decision.jobs_to_terminate,
             f"batchbridge: {decision.kind.value.lower()}: {decision.reason}"[:1024],
             rt.retry,
         )
+        _note_refused_terminations(refused, base)
     if decision.kind is DecisionKind.SUCCEED:
         act.send_success(rt.clients.sagemaker, message, decision.output_parameters, rt.retry)
     else:
@@ -141,13 +142,29 @@ def _reap(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], rt:
         "(it reached the dead-letter queue); see the monitor's logs for the cause"
     )
     if rt.settings.terminate_on_failure and message.job_ids:
-        jobs = observe(rt.clients.batch, message.job_ids, rt.retry)
-        unfinished = tuple(job.job_id for job in jobs.values() if job.unfinished)
-        act.terminate_jobs(rt.clients.batch, unfinished, f"batchbridge: {reason}", rt.retry)
-        base["terminated"] = len(unfinished)
+        # Best effort: the reaper is the last resort that answers the step, so neither a
+        # DescribeJobs nor a TerminateJob error may keep it from sending the failure.
+        try:
+            jobs = observe(rt.clients.batch, message.job_ids, rt.retry)
+            unfinished = tuple(job.job_id for job in jobs.values() if job.unfinished)
+            refused = act.terminate_jobs(
+                rt.clients.batch, unfinished, f"batchbridge: {reason}", rt.retry
+            )
+            base["terminated"] = len(unfinished) - len(refused)
+            _note_refused_terminations(refused, base)
+        except Exception as exc:
+            base["terminate_error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("could not terminate the step's jobs; failing the step anyway", extra=base)
     base.update({"decision": DecisionKind.FAIL.value, "reason": reason})
     act.send_failure(rt.clients.sagemaker, message, reason, rt.retry)
     return _record(base, DONE, rt=rt)
+
+
+def _note_refused_terminations(refused: dict[str, str], base: dict[str, Any]) -> None:
+    """Log the jobs Batch would not terminate; they may still be running (and costing)."""
+    if refused:
+        base["terminate_refused"] = refused
+        log.warning("Batch refused to terminate some jobs; they may still run", extra=base)
 
 
 def _poison(record: SQSRecord, why: str, base: dict[str, Any], rt: Runtime) -> str:

@@ -327,3 +327,55 @@ def test_a_failing_dlq_check_does_not_block_the_work(world: World) -> None:
     assert response["batchItemFailures"] == []
     assert rt.decisions[0]["mode"] == "monitor"
     assert len(world.sagemaker.successes) == 1
+
+
+def test_a_refused_terminate_does_not_keep_the_failed_step_unanswered(world: World) -> None:
+    bad, running = world.submit(2)
+    world.set_job(bad, "FAILED", exit_code=1)
+    world.set_job(running, "RUNNING")
+    world.send_callback([bad, running])
+    world.batch.fail_next("terminate_job", 1, code="AccessDeniedException", status=403)
+
+    rt = world.runtime()
+    response = handler(world.receive_event(), None, rt)
+
+    # Asking again cannot help, so the step is answered now and the refusal is logged.
+    assert response["batchItemFailures"] == []
+    assert len(world.sagemaker.failures) == 1
+    assert rt.decisions[0]["terminate_refused"] == {running: "AccessDeniedException"}
+
+
+def test_a_throttled_terminate_comes_back_before_answering(world: World) -> None:
+    bad, running = world.submit(2)
+    world.set_job(bad, "FAILED", exit_code=1)
+    world.set_job(running, "RUNNING")
+    world.send_callback([bad, running])
+    world.batch.fail_next("terminate_job", NO_WAIT_RETRY.attempts)
+
+    response = handler(world.receive_event(), None, world.runtime())
+
+    assert len(response["batchItemFailures"]) == 1
+    assert world.sagemaker.calls == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "code"),
+    [("describe_jobs", "AccessDeniedException"), ("terminate_job", "ClientException")],
+)
+def test_the_reaper_fails_the_step_even_when_cleanup_fails(
+    world: World, operation: str, code: str
+) -> None:
+    (job,) = world.submit(1)
+    world.set_job(job, "RUNNING")
+    body = json.dumps(
+        {"token": TOKEN, "pipelineExecutionArn": "arn", "arguments": {"job_ids": job}}
+    )
+    world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody=body)
+    event = world.receive_event(queue="dlq")
+    world.batch.fail_next(operation, 1, code=code, status=400)
+
+    response = handler(event, None, world.runtime())
+
+    assert response["batchItemFailures"] == []
+    (failure,) = world.sagemaker.failures
+    assert failure["FailureReason"].startswith("batchbridge monitor gave up")
