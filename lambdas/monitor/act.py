@@ -106,15 +106,26 @@ def terminate_jobs(
     return refused
 
 
+#: SQS rejects a ChangeMessageVisibility that would hide a message for more than 12 hours in
+#: total *counted from its ReceiveMessage* ("Total VisibilityTimeout for the message is beyond
+#: the limit [43200 seconds]"). By the time the monitor asks, the event source mapping received
+#: the message up to a batching window (≤ 300 s) plus the function's run (≤ 900 s) ago, so a
+#: requested 43,200 s would fail; ask for at most this.
+MAX_CHANGED_VISIBILITY_SECONDS: Final = 43_200 - 300 - 900
+
+
 def change_visibility(
     sqs: SQSClient, url: str, receipt_handle: str, seconds: int, retry: RetryPolicy
-) -> None:
+) -> int:
+    """Hide the message for ``seconds`` (capped as above); returns the seconds asked for."""
+    seconds = min(seconds, MAX_CHANGED_VISIBILITY_SECONDS)
     retry.call(
         sqs.change_message_visibility,
         QueueUrl=url,
         ReceiptHandle=receipt_handle,
         VisibilityTimeout=seconds,
     )
+    return seconds
 
 
 def send_to_dlq(sqs: SQSClient, dlq_url: str, body: str, why: str, retry: RetryPolicy) -> None:

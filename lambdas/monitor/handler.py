@@ -116,7 +116,7 @@ def _monitor(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], 
     base.update(_describe(decision))
     if decision.kind is DecisionKind.WAIT:
         source = act.queue_url(rt.clients.sqs, record["eventSourceARN"])
-        act.change_visibility(
+        base["delay_seconds"] = act.change_visibility(
             rt.clients.sqs, source, record["receiptHandle"], decision.delay_seconds, rt.retry
         )
         return _record(base, REQUEUED, rt=rt)

@@ -379,3 +379,20 @@ def test_the_reaper_fails_the_step_even_when_cleanup_fails(
     assert response["batchItemFailures"] == []
     (failure,) = world.sagemaker.failures
     assert failure["FailureReason"].startswith("batchbridge monitor gave up")
+
+
+def test_a_12_hour_poll_ceiling_never_asks_sqs_for_more_than_it_allows(world: World) -> None:
+    # SQS counts the 12-hour visibility limit from the ReceiveMessage, which the event source
+    # mapping made before the function ran: asking for the full 43,200 s is rejected.
+    (job,) = world.submit(1)
+    world.set_job(job, "RUNNING")
+    world.settings = replace(world.settings, poll_floor_seconds=43_200, poll_ceiling_seconds=43_200)
+    world.send_callback([job])
+
+    rt = world.runtime()
+    response = handler(world.receive_event(), None, rt)
+
+    assert len(response["batchItemFailures"]) == 1
+    (change,) = world.sqs.calls_to("change_message_visibility")
+    assert 0 < change["VisibilityTimeout"] <= 43_200 - 300 - 900
+    assert rt.decisions[0]["delay_seconds"] == change["VisibilityTimeout"]
