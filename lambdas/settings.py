@@ -29,6 +29,11 @@ MODE_REAPER: Final = "reaper"
 
 #: SQS refuses a visibility timeout above 12 hours.
 SQS_MAX_VISIBILITY_SECONDS: Final = 43_200
+#: SQS counts that 12-hour limit from the ReceiveMessage (it rejects a change with "Total
+#: VisibilityTimeout for the message is beyond the limit [43200 seconds]"). The event source
+#: mapping received the message up to a batching window (≤ 300 s) plus the function's run
+#: (≤ 900 s) before the monitor asks, so the monitor asks for at most this.
+SQS_MAX_CHANGED_VISIBILITY_SECONDS: Final = SQS_MAX_VISIBILITY_SECONDS - 300 - 900
 #: SQS keeps a message at most 14 days; a wait longer than that would lose the message.
 SQS_MAX_RETENTION_SECONDS: Final = 14 * 24 * 3600
 #: Batch's hard limit on the children of one array job.
@@ -149,8 +154,10 @@ def backoff_ceiling_for(attempt: int, floor: int, ceiling: int) -> float:
 
 
 def backoff_lower_bound(attempt: int, floor: int, ceiling: int) -> float:
-    """The shortest delay equal jitter can pick for ``attempt``: half the un-jittered delay."""
-    return max(float(floor), backoff_ceiling_for(attempt, floor, ceiling) / 2)
+    """The shortest delay equal jitter can pick for ``attempt``: half the un-jittered delay
+    (no more than the monitor may ask SQS for)."""
+    shortest = max(float(floor), backoff_ceiling_for(attempt, floor, ceiling) / 2)
+    return min(shortest, float(SQS_MAX_CHANGED_VISIBILITY_SECONDS))
 
 
 def receives_needed(max_wait_seconds: int, floor: int, ceiling: int) -> int:

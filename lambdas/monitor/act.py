@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.contracts import CallbackMessage, queue_url_from_arn
 from lambdas.retry import RetryPolicy, is_transient
+from lambdas.settings import SQS_MAX_CHANGED_VISIBILITY_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -106,19 +107,12 @@ def terminate_jobs(
     return refused
 
 
-#: SQS rejects a ChangeMessageVisibility that would hide a message for more than 12 hours in
-#: total *counted from its ReceiveMessage* ("Total VisibilityTimeout for the message is beyond
-#: the limit [43200 seconds]"). By the time the monitor asks, the event source mapping received
-#: the message up to a batching window (≤ 300 s) plus the function's run (≤ 900 s) ago, so a
-#: requested 43,200 s would fail; ask for at most this.
-MAX_CHANGED_VISIBILITY_SECONDS: Final = 43_200 - 300 - 900
-
-
 def change_visibility(
     sqs: SQSClient, url: str, receipt_handle: str, seconds: int, retry: RetryPolicy
 ) -> int:
-    """Hide the message for ``seconds`` (capped as above); returns the seconds asked for."""
-    seconds = min(seconds, MAX_CHANGED_VISIBILITY_SECONDS)
+    """Hide the message for ``seconds``, capped below SQS's 12-hour total (see
+    :data:`SQS_MAX_CHANGED_VISIBILITY_SECONDS`); returns the seconds asked for."""
+    seconds = min(seconds, SQS_MAX_CHANGED_VISIBILITY_SECONDS)
     retry.call(
         sqs.change_message_visibility,
         QueueUrl=url,

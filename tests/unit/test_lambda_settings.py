@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from lambdas.settings import (
+    SQS_MAX_CHANGED_VISIBILITY_SECONDS,
     Settings,
     SettingsError,
     backoff_lower_bound,
@@ -96,3 +99,10 @@ def test_receives_needed_bounds_the_fastest_possible_schedule(
         sum(backoff_lower_bound(a, floor, ceiling) for a in range(1, k)) for k in (n - 1, n)
     ]
     assert elapsed_before[0] < max_wait <= elapsed_before[1]
+
+
+def test_receives_needed_counts_the_visibility_the_monitor_can_really_ask_for() -> None:
+    # A 12-hour floor cannot be honoured: the monitor asks SQS for at most
+    # SQS_MAX_CHANGED_VISIBILITY_SECONDS, so more receives fit in the wait than 43,200 s each.
+    n = receives_needed(259_200, 43_200, 43_200)
+    assert n == math.ceil(259_200 / SQS_MAX_CHANGED_VISIBILITY_SECONDS) + 1
