@@ -49,6 +49,20 @@ class Runtime:
     uniform: Uniform = random.uniform
     retry: RetryPolicy = DEFAULT_RETRY
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    #: Seconds left before the invocation's timeout; None when unknown (no limit is applied).
+    time_left: Callable[[], float] | None = None
+
+    def out_of_time(self, calls: int) -> bool:
+        """Too little time left for ``calls`` more AWS calls at their worst (each retried for
+        up to ``retry.max_total_seconds``, plus a last attempt and some slack)."""
+        if self.time_left is None:
+            return False
+        return self.time_left() < calls * self.retry.max_total_seconds + 5
+
+
+#: A record makes about two calls after its start (DescribeJobs, then ChangeMessageVisibility
+#: or the callback); one starts only while that much time is left.
+CALLS_PER_RECORD = 2
 
 
 def handler(
@@ -56,12 +70,30 @@ def handler(
 ) -> PartialBatchResponse:
     """Lambda entry point. ``runtime`` is for tests; Lambda passes only (event, context)."""
     rt = runtime or Runtime(clients=default_clients(), settings=Settings.from_env())
+    if rt.time_left is None:
+        rt.time_left = _time_left(context)
     failures: list[BatchItemFailure] = []
-    for record in event.get("Records", []):
-        if handle_record(record, rt) == REQUEUED:
+    for index, record in enumerate(event.get("Records", [])):
+        # A timed-out invocation fails its whole batch, the records already answered included;
+        # leave the rest untouched instead (they come back after the queue's visibility
+        # timeout). The first record always runs, so every invocation makes progress.
+        if index and rt.out_of_time(CALLS_PER_RECORD):
+            base = {"message_id": record.get("messageId", ""), "attempt": _attempt(record)}
+            _record(base, REQUEUED, rt=rt, deferred="too close to the Lambda timeout to start")
+            outcome = REQUEUED
+        else:
+            outcome = handle_record(record, rt)
+        if outcome == REQUEUED:
             failures.append({"itemIdentifier": record["messageId"]})
     # Only AWS's partial-batch shape: the decisions are in the log lines and on ``runtime``.
     return {"batchItemFailures": failures}
+
+
+def _time_left(context: object) -> Callable[[], float] | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    return lambda: float(remaining()) / 1000
 
 
 def handle_record(record: SQSRecord, rt: Runtime) -> str:
@@ -126,6 +158,8 @@ def _monitor(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], 
             decision.jobs_to_terminate,
             f"batchbridge: {decision.kind.value.lower()}: {decision.reason}"[:1024],
             rt.retry,
+            # Keep time for the callback; what is not terminated now is on the next receive.
+            out_of_time=lambda: rt.out_of_time(1),
         )
         _note_refused_terminations(refused, base)
     if decision.kind is DecisionKind.SUCCEED:
@@ -148,7 +182,11 @@ def _reap(message: CallbackMessage, record: SQSRecord, base: dict[str, Any], rt:
             jobs = observe(rt.clients.batch, message.job_ids, rt.retry)
             unfinished = tuple(job.job_id for job in jobs.values() if job.unfinished)
             refused = act.terminate_jobs(
-                rt.clients.batch, unfinished, f"batchbridge: {reason}", rt.retry
+                rt.clients.batch,
+                unfinished,
+                f"batchbridge: {reason}",
+                rt.retry,
+                out_of_time=lambda: rt.out_of_time(1),
             )
             base["terminated"] = len(unfinished) - len(refused)
             _note_refused_terminations(refused, base)

@@ -397,3 +397,48 @@ def test_a_12_hour_poll_ceiling_never_asks_sqs_for_more_than_it_allows(world: Wo
     (change,) = world.sqs.calls_to("change_message_visibility")
     assert 0 < change["VisibilityTimeout"] <= SQS_MAX_CHANGED_VISIBILITY_SECONDS < 43_200
     assert rt.decisions[0]["delay_seconds"] == change["VisibilityTimeout"]
+
+
+class _LambdaContext:
+    """The one context method the monitor reads, as AWS's Python runtime provides it."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_records_are_not_started_close_to_the_lambda_timeout(world: World) -> None:
+    first, second = world.submit(2)
+    world.send_callback([first], token="AAAAAAAAA1")
+    world.send_callback([second], token="BBBBBBBBB2")
+    event = world.receive_event(expect=2)
+
+    rt = world.runtime()
+    response = handler(event, _LambdaContext(remaining_ms=3_000), rt)
+
+    # The first record always runs; the second would risk a timeout, which fails the whole
+    # batch (the answered record included), so it is handed back untouched.
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][1]["messageId"]}]
+    assert world.sagemaker.finished == {"AAAAAAAAA1"}
+    assert len(world.batch.calls_to("describe_jobs")) == 1
+    assert rt.decisions[1]["deferred"]
+
+
+def test_a_long_termination_stops_before_the_timeout_and_resumes(world: World) -> None:
+    bad, *running = world.submit(4)
+    world.set_job(bad, "FAILED", exit_code=1)
+    for job in running:
+        world.set_job(job, "RUNNING")
+    world.send_callback([bad, *running])
+    event = world.receive_event()
+    seconds_left = iter([60.0, 60.0, 1.0])
+
+    first = handler(event, None, world.runtime(time_left=lambda: next(seconds_left, 1.0)))
+
+    assert len(first["batchItemFailures"]) == 1 and world.sagemaker.calls == []
+    assert sum(world.terminated(job) for job in running) == 2
+    second = handler(event, None, world.runtime(time_left=lambda: 60.0))
+    assert second["batchItemFailures"] == [] and len(world.sagemaker.failures) == 1
+    assert all(world.terminated(job) for job in running)
