@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -116,6 +118,23 @@ def test_client_request_token_is_stable_per_callback_and_fits_sagemaker() -> Non
     assert token == client_request_token("Zx8Jq2Lm0P")
     assert token != client_request_token("Zx8Jq2Lm0Q")
     assert 32 <= len(token) <= 128
+
+
+@pytest.mark.parametrize(
+    "operation", ["SendPipelineExecutionStepSuccess", "SendPipelineExecutionStepFailure"]
+)
+@pytest.mark.parametrize("callback_token", ["Zx8Jq2Lm0P", "0000000000", "zzzzzzzzzz"])
+def test_client_request_token_meets_botocores_sagemaker_model(
+    operation: str, callback_token: str
+) -> None:
+    # botocore checks only a string's minimum length client-side; SageMaker enforces the
+    # rest, so check every constraint the model declares here.
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model(operation).input_shape.members["ClientRequestToken"]
+    token = client_request_token(callback_token)
+    assert shape.metadata["min"] <= len(token) <= shape.metadata["max"]
+    if "pattern" in shape.metadata:
+        assert re.fullmatch(shape.metadata["pattern"], token)
 
 
 def test_refusals_include_sagemakers_documented_errors() -> None:
