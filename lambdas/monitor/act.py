@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from lambdas.contracts import CallbackMessage, queue_url_from_arn
 from lambdas.retry import RetryPolicy, is_transient
@@ -85,6 +85,10 @@ def _answer(
         if refused is None:
             raise
         raise refused from exc
+    except ParamValidationError as exc:
+        # botocore refuses before sending, e.g. a token shorter than SageMaker's 10 characters
+        # (a message SageMaker never sent): no retry can fix it, so it must not loop.
+        raise CallbackRefused("ParamValidationError", str(exc)) from exc
 
 
 class OutOfTime(Exception):

@@ -11,8 +11,15 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from lambdas.contracts import CallbackMessage
 from lambdas.logs import JsonFormatter
-from lambdas.monitor.act import CALLBACK_REFUSED_CODES, client_request_token, queue_url
+from lambdas.monitor.act import (
+    CALLBACK_REFUSED_CODES,
+    CallbackRefused,
+    client_request_token,
+    queue_url,
+    send_failure,
+)
 from lambdas.monitor.model import JobSnapshot
 from lambdas.retry import NO_WAIT_RETRY, is_transient
 
@@ -169,3 +176,18 @@ def test_queue_url_is_built_from_the_arn_on_the_clients_endpoint(endpoint: str, 
         aws_secret_access_key="x",
     )
     assert queue_url(sqs, "arn:aws:sqs:eu-west-1:111122223333:cb") == url
+
+
+def test_a_callback_botocore_rejects_before_sending_is_refused_not_retried() -> None:
+    # SageMaker's tokens are 10 characters; botocore checks the minimum length client-side
+    # and raises ParamValidationError, which no retry can fix. (The endpoint is never reached.)
+    sagemaker = boto3.client(
+        "sagemaker",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    message = CallbackMessage(token="short", pipeline_execution_arn="arn")
+    with pytest.raises(CallbackRefused):
+        send_failure(sagemaker, message, "reason", NO_WAIT_RETRY)
