@@ -265,7 +265,20 @@ def figure_calls(
                 sqs.purge_queue(QueueUrl=bench.baseline.queue_url)
         base = cells.get("baseline", ("n/a", "n/a", "the tutorial's submitter has no array jobs"))
         ours = cells["batchbridge"]
-        rows.append([label, base[0], ours[0], base[1], ours[1], base[2], ours[2]])
+        resolved = base[2] == "Succeeded"
+        rows.append(
+            [
+                label,
+                base[0],
+                ours[0],
+                ratio(float(base[0]), float(ours[0])) if resolved else "n/a",
+                base[1],
+                ours[1],
+                ratio(float(base[1]), float(ours[1])) if resolved else "n/a",
+                base[2],
+                ours[2],
+            ]
+        )
     return (
         "**2. DescribeJobs calls and monitor invocations per pipeline** (jobs of 5 min; "
         "invocations = callback records the monitor handled, from its logs)\n\n"
@@ -274,8 +287,10 @@ def figure_calls(
                 "size",
                 "baseline DescribeJobs",
                 "batchbridge DescribeJobs",
+                "ratio",
                 "baseline monitor invocations",
                 "batchbridge monitor invocations",
+                "ratio",
                 "baseline outcome",
                 "batchbridge outcome",
             ],

@@ -35,10 +35,18 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+#: The gateway's listen backlog. werkzeug's default (128) overflows when a hundred Lambdas
+#: each open 16 connections at once: clients then see connect timeouts, not slow answers.
+LISTEN_BACKLOG = 2048
+
+
 def start_environment(executor: str = "simulate") -> LocalEnvironment:
     quiet()
     env = LocalEnvironment(port=0, executor=executor)
     env.start()
+    server = env._server  # the environment has no setting for it (yet)
+    if server is not None:
+        server.socket.listen(LISTEN_BACKLOG)  # on Linux, listen() again resizes the backlog
     return env
 
 
