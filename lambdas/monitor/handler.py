@@ -209,7 +209,13 @@ def _poison(record: SQSRecord, why: str, base: dict[str, Any], rt: Runtime) -> s
     """An unreadable record can never succeed: move it to the DLQ and let it be deleted."""
     base.update({"decision": "POISON", "reason": why})
     if base["mode"] == MODE_REAPER:
-        return _record(base, DONE, rt=rt, dlq="already in the DLQ; dropped")
+        # Already in the DLQ: keep it there for a person to read, but out of the reaper's way
+        # (it comes back twice a day at most, until the DLQ's retention expires it).
+        source = act.queue_url(rt.clients.sqs, record["eventSourceARN"])
+        parked = act.change_visibility(
+            rt.clients.sqs, source, record["receiptHandle"], 43200, rt.retry
+        )
+        return _record(base, REQUEUED, rt=rt, dlq=f"kept in the DLQ, hidden for {parked} s")
     try:
         dlq = act.dead_letter_queue_url(
             rt.clients.sqs, record["eventSourceARN"], rt.settings.dlq_url, rt.retry

@@ -239,7 +239,7 @@ def test_array_parent_with_all_children_succeeded_succeeds(world: World) -> None
     assert len(world.sagemaker.successes) == 1
 
 
-def test_reaper_fails_a_well_formed_dlq_message_and_drops_an_unreadable_one(
+def test_reaper_fails_a_well_formed_dlq_message_and_keeps_an_unreadable_one_for_a_person(
     world: World,
 ) -> None:
     (job,) = world.submit(1)
@@ -248,13 +248,17 @@ def test_reaper_fails_a_well_formed_dlq_message_and_drops_an_unreadable_one(
         {"token": TOKEN, "pipelineExecutionArn": "arn", "arguments": {"job_ids": job}}
     )
     world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody=body)
-    world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody="{broken")
+    broken = world.sqs._inner.send_message(QueueUrl=world.dlq_url, MessageBody="{broken")
     event = world.receive_event(queue="dlq", expect=2)
     # No configuration: the monitor sees that another queue redrives to this one.
 
     response = handler(event, None, world.runtime())
 
-    assert response["batchItemFailures"] == []
+    # The unreadable one stays in the DLQ, hidden for half a day, instead of being dropped.
+    assert response["batchItemFailures"] == [{"itemIdentifier": broken["MessageId"]}]
+    (parked,) = world.sqs.calls_to("change_message_visibility")
+    assert parked["QueueUrl"] == world.dlq_url
+    assert parked["VisibilityTimeout"] >= 12 * 3600 - 1200  # SQS's 12 h, less the cap's margin
     (failure,) = world.sagemaker.failures
     assert failure["FailureReason"].startswith("batchbridge monitor gave up after 1 receives")
     assert world.terminated(job)
