@@ -106,3 +106,9 @@ def install(env: LocalEnvironment) -> Tap:
     tap = Tap(env.gateway)
     env.gateway = tap  # type: ignore[assignment]
     return tap
+
+
+def uninstall(env: LocalEnvironment) -> None:
+    """Take the tap out again (for an environment that outlives the measurement)."""
+    if isinstance(env.gateway, Tap):
+        env.gateway = env.gateway._gateway

@@ -10,6 +10,7 @@ from benchmarks import loop, tap
 from integration_tests.chaos.invariants import Violation, check_campaign
 from integration_tests.chaos.plan import Timing, make_plan
 from integration_tests.chaos.runner import Campaign, RunRecord
+from services.environment import LocalEnvironment
 
 
 @dataclass
@@ -54,29 +55,40 @@ class Report:
 
 
 def run_campaign(
-    seeds: list[int], concurrency: int, timing: Timing | None = None, stack: str = "chaos"
+    seeds: list[int],
+    concurrency: int,
+    timing: Timing | None = None,
+    stack: str = "chaos",
+    env: LocalEnvironment | None = None,
 ) -> Report:
+    """Run one plan per seed. Without ``env`` an embedded environment (simulated Batch) is
+    started and stopped here; with one, it is used as it is and left running. Every job is
+    scripted, so the environment's executor does not matter."""
     timing = timing or Timing()
     started = time.time()
-    env = loop.start_environment("simulate")
+    own = env is None
+    environment = loop.start_environment("simulate") if env is None else env
+    the_tap = tap.install(environment)
     try:
         side = loop.deploy_batchbridge(
-            env,
+            environment,
             stack,
             poll_floor=timing.poll_floor,
             poll_ceiling=timing.poll_ceiling,
             max_wait=timing.max_wait,
             queue_visibility=timing.visibility,
         )
-        the_tap = tap.install(env)
-        campaign = Campaign(env, side, timing, the_tap)
+        campaign = Campaign(environment, side, timing, the_tap)
         plans = [make_plan(seed, timing) for seed in seeds]
         records = campaign.run_all(plans, concurrency)
         injected = campaign.control.injected()
         settled = campaign.settle(records)
         violations, notes = check_campaign(records, settled, timing, the_tap.accepted())
     finally:
-        env.stop()
+        if own:
+            environment.stop()
+        else:
+            tap.uninstall(environment)
     report = Report(records, violations, notes, injected, time.time() - started)
     report.outcomes = Counter(r.final for r in records)
     return report
