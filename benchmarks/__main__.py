@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         default="1/30",
         help="real seconds per AWS second (default 1/30: batchbridge's 30 s poll floor is 1 s)",
     )
-    parser.add_argument("--runs", type=int, default=16, help="executions per design, figure 1")
+    parser.add_argument("--runs", type=int, default=32, help="executions per design, figure 1")
     parser.add_argument("--quick", action="store_true", help="smaller figures 2 and 4")
     parser.add_argument("--only", default="1,2,3,4,5", help="which figures")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
