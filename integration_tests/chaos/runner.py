@@ -85,10 +85,12 @@ class Campaign:
             now = time.time() - record.started
             while pending and pending[0].at <= now:
                 self._apply(pending.pop(0), record)
-            status = loop.status(self.sm, record.arn)
+            described = self.sm.describe_pipeline_execution(PipelineExecutionArn=record.arn)
+            status = described["PipelineExecutionStatus"]
             if status in loop.TERMINAL:
                 record.terminal_seen.append(status)
-                record.ended = time.time()
+                # The service's own end time: the harness's polling may lag under load.
+                record.ended = described["LastModifiedTime"].timestamp()
                 break
             time.sleep(0.25)
         for fault in pending:  # the run ended first
