@@ -35,18 +35,10 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-#: The gateway's listen backlog. werkzeug's default (128) overflows when a hundred Lambdas
-#: each open 16 connections at once: clients then see connect timeouts, not slow answers.
-LISTEN_BACKLOG = 2048
-
-
 def start_environment(executor: str = "simulate") -> LocalEnvironment:
     quiet()
     env = LocalEnvironment(port=0, executor=executor)
-    env.start()
-    server = env._server  # the environment has no setting for it (yet)
-    if server is not None:
-        server.socket.listen(LISTEN_BACKLOG)  # on Linux, listen() again resizes the backlog
+    env.start()  # its listen backlog is sized for a hundred concurrent pipelines
     return env
 
 
@@ -130,23 +122,19 @@ def deploy_batchbridge(
     ``queue_visibility`` scales the queues' visibility timeout (the template derives it from
     the monitor's timeout, 6 x 60 s): it decides when a message comes back after a crash.
     """
-    from scripts.deploy import Aws, deploy
-    from scripts.deploy_config import DeployConfig
+    from scripts.deploy import deploy_local
 
-    config = DeployConfig(
-        command="deploy",
-        target="local",
-        endpoint_url=env.endpoint,
-        region=env.region,
-        stack_name=name,
-        poll_floor=poll_floor,
-        poll_ceiling=poll_ceiling,
-        max_wait=max_wait,
-    )
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        result = deploy(config, Aws(config))
+        outputs = deploy_local(
+            env.endpoint,
+            env.region,
+            name,
+            poll_floor=poll_floor,
+            poll_ceiling=poll_ceiling,
+            max_wait=max_wait,
+            monitor_timeout="60",
+        )
     quiet()  # the SDK re-enables its loggers on import
-    outputs = result["stack"]["outputs"]
     sqs = client(env, "sqs")
     queue_url = sqs.get_queue_url(QueueName=f"{name}-callbacks")["QueueUrl"]
     dlq_url = sqs.get_queue_url(QueueName=f"{name}-callbacks-dlq")["QueueUrl"]

@@ -28,6 +28,7 @@ DEFAULT_REGION = "us-east-1"
 # LocalStack's 000000000000 under docker compose so that ARNs from both sides agree.
 ACCOUNT_ID = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 EXECUTORS = ("process", "simulate", "docker")
+LISTEN_BACKLOG = 2048
 
 
 def _configure_moto() -> Any:
@@ -119,6 +120,10 @@ class LocalEnvironment:
 
         # The server binds first so that services know the real port (port=0 picks one).
         self._server = make_server(self.host, self.port, app=self._app, threaded=True)
+        # werkzeug listens with a backlog of 128, which overflows when a hundred Lambdas open
+        # sixteen connections each at once: clients then see connect timeouts, not slow
+        # answers (found by the scale benchmark). listen() again resizes it on Linux.
+        self._server.socket.listen(LISTEN_BACKLOG)
         self.port = self._server.server_port
         # Imported here: each data plane pulls in moto's backends.
         for module_name in self.data_planes():
