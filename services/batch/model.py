@@ -197,18 +197,9 @@ class Job:
             "isCancelled": self.is_cancelled,
             "isTerminated": self.is_terminated,
         }
-        if self.status_reason:
-            out["statusReason"] = self.status_reason
-        if self.started_at is not None:
-            out["startedAt"] = self.started_at
-        if self.stopped_at is not None:
-            out["stoppedAt"] = self.stopped_at
         if self.timeout:
             out["timeout"] = self.timeout
-        array = self._array_properties()
-        if array is not None:
-            out["arrayProperties"] = array
-        return out
+        return self._with_progress(out)
 
     def summary(self) -> dict[str, Any]:
         """The JobSummary shape of ListJobs."""
@@ -223,6 +214,10 @@ class Job:
             "isCancelled": self.is_cancelled,
             "isTerminated": self.is_terminated,
         }
+        return self._with_progress(out)
+
+    def _with_progress(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The optional members JobDetail and JobSummary share: absent until they apply."""
         if self.status_reason:
             out["statusReason"] = self.status_reason
         if self.started_at is not None:
