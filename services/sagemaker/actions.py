@@ -8,6 +8,8 @@ proxy mode, the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,17 +34,9 @@ class EndpointActions:
         self._sqs = env.client("sqs")
 
     def invoke_lambda(self, function_arn: str, payload: dict[str, Any]) -> Any:
-        try:
+        with _fails_step(f"Lambda {function_arn} could not be invoked"):
             response = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(payload))
             raw = response["Payload"].read()
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise StepFailed(
-                f"Lambda {function_arn} could not be invoked: {error.get('Code')}: "
-                f"{error.get('Message')}"
-            ) from exc
-        except BotoCoreError as exc:
-            raise StepFailed(f"Lambda {function_arn} could not be invoked: {exc}") from exc
         try:
             result = json.loads(raw) if raw else None
         except ValueError:
@@ -54,16 +48,8 @@ class EndpointActions:
 
     def send_callback(self, queue_url: str, body: str) -> None:
         url = self.local_queue_url(queue_url)
-        try:
+        with _fails_step(f"could not send the callback message to {queue_url}"):
             self._sqs.send_message(QueueUrl=url, MessageBody=body)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise StepFailed(
-                f"could not send the callback message to {queue_url}: {error.get('Code')}: "
-                f"{error.get('Message')}"
-            ) from exc
-        except BotoCoreError as exc:
-            raise StepFailed(f"could not send the callback message to {queue_url}: {exc}") from exc
 
     def local_queue_url(self, queue_url: str) -> str:
         """``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`` (a definition written for AWS)
@@ -73,3 +59,15 @@ class EndpointActions:
             raise StepFailed(f"SqsQueueUrl {queue_url!r} is not a queue URL (…/ACCOUNT/NAME)")
         account, name = path[-2], path[-1]
         return f"{self.endpoint.rstrip('/')}/{account}/{name}"
+
+
+@contextmanager
+def _fails_step(what: str) -> Iterator[None]:
+    """An AWS call whose failure fails the step, with the error's code and message."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise StepFailed(f"{what}: {error.get('Code')}: {error.get('Message')}") from exc
+    except BotoCoreError as exc:
+        raise StepFailed(f"{what}: {exc}") from exc
